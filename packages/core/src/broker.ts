@@ -1,0 +1,268 @@
+import type { AnyActor } from './actor.ts'
+import { getEncoder, type Encoder } from './encoder.ts'
+import { ActorNotFoundError, ConfigurationError, InvalidArgumentError, SkipMessage, TqError } from './errors.ts'
+import { errorMeta, noopLogger, type Logger } from './logger.ts'
+import type { Message } from './message.ts'
+import type { MessageProxy } from './message-proxy.ts'
+import { defaultMiddleware } from './middleware/default.ts'
+import type {
+  AsyncHookName,
+  HookArgs,
+  HookName,
+  Middleware,
+  MiddlewareClass,
+  SyncHookName,
+} from './middleware/middleware.ts'
+import { dqName, validateQueueName } from './queue-names.ts'
+import type { ResultBackend } from './results/backend.ts'
+
+export interface BrokerOptions {
+  /** The middleware stack; defaults to `defaultMiddleware()` (AgeLimit, TimeLimit, ShutdownNotifications, Callbacks, Pipelines, Retries). */
+  middleware?: Middleware[]
+  logger?: Logger
+  /** The encoder for this broker's messages; defaults to the global `getEncoder()`. */
+  encoder?: Encoder
+}
+
+export interface EnqueueOptions {
+  /** Milliseconds to wait before the message becomes due. */
+  delay?: number
+}
+
+export interface ConsumeOptions {
+  /** Most messages delivered and not yet acked/nacked/requeued at once. */
+  prefetch?: number
+  /** Milliseconds `receive()` waits for a message before resolving with none. */
+  timeout?: number
+}
+
+export interface JoinOptions {
+  /** Milliseconds to wait before throwing `QueueJoinTimeoutError`. Unlimited by default. */
+  timeout?: number
+}
+
+export interface ReceiveOptions {
+  /** Resolves `receive()` early (with whatever it has, possibly nothing). */
+  signal?: AbortSignal
+}
+
+/**
+ * A consumer delivers one queue's messages to one worker. The contract:
+ * - `receive()` resolves with at least one message, or with none after the consume `timeout`
+ *   (or when `signal` aborts, or after `close()`); it never leaves more than `prefetch`
+ *   deliveries outstanding.
+ * - Every delivered message is eventually acked, nacked or requeued by the worker; until then
+ *   the broker keeps it (a crash of the worker process makes it come back).
+ * - A payload that cannot be decoded is never returned: the consumer dead-letters it and logs
+ *   why.
+ * - `nack` dead-letters; `requeue` returns messages to the queue for another delivery.
+ * Not promised: ordering across consumers, exactly-once delivery.
+ */
+export interface Consumer {
+  readonly queueName: string
+  receive(options?: ReceiveOptions): Promise<MessageProxy[]>
+  ack(message: MessageProxy): Promise<void>
+  nack(message: MessageProxy): Promise<void>
+  requeue(messages: readonly MessageProxy[]): Promise<void>
+  close(): Promise<void>
+}
+
+/**
+ * The base of every broker: the actor registry, the middleware list and hook emission, and
+ * queue declaration. Transport lives in the subclasses.
+ */
+export abstract class Broker {
+  readonly actors: Map<string, AnyActor> = new Map()
+  readonly middleware: Middleware[] = []
+  /** Every actor option some registered middleware understands. */
+  readonly actorOptions: Set<string> = new Set()
+  logger: Logger
+  readonly #encoder: Encoder | undefined
+  protected readonly queues: Set<string> = new Set()
+  protected readonly delayQueues: Set<string> = new Set()
+  #hookCache = new Map<HookName, Middleware[]>()
+
+  constructor(options: BrokerOptions = {}) {
+    this.logger = (options.logger ?? noopLogger).child({ component: 'broker' })
+    this.#encoder = options.encoder
+    for (const m of options.middleware ?? defaultMiddleware()) this.addMiddleware(m)
+  }
+
+  /** The encoder this broker uses. */
+  get encoder(): Encoder {
+    return this.#encoder ?? getEncoder()
+  }
+
+  /**
+   * Add a middleware: appended, or placed before/after the first instance of a class. Options
+   * it declares become valid actor options; declare hooks are replayed for what exists.
+   */
+  addMiddleware(middleware: Middleware, position: { before?: MiddlewareClass; after?: MiddlewareClass } = {}): void {
+    if (position.before && position.after) {
+      throw new InvalidArgumentError('addMiddleware takes `before` or `after`, not both')
+    }
+    if (this.middleware.some((m) => m.constructor === middleware.constructor && m.constructor !== Object)) {
+      this.logger.warn(`Middleware ${middleware.constructor.name} is already registered`)
+    }
+    const ref = position.before ?? position.after
+    if (ref) {
+      const index = this.middleware.findIndex((m) => m instanceof ref)
+      if (index < 0) throw new InvalidArgumentError(`Middleware ${ref.name} is not registered on this broker`)
+      this.middleware.splice(position.before ? index : index + 1, 0, middleware)
+    } else {
+      this.middleware.push(middleware)
+    }
+    this.#hookCache.clear()
+    for (const option of middleware.actorOptions ?? []) this.actorOptions.add(option)
+    for (const actor of this.actors.values()) this.#call(middleware, 'afterDeclareActor', [actor])
+    for (const queue of this.queues) this.#call(middleware, 'afterDeclareQueue', [queue])
+    for (const queue of this.delayQueues) this.#call(middleware, 'afterDeclareDelayQueue', [queue])
+  }
+
+  /** Remove a middleware instance (a Worker removes its internal one on stop). */
+  removeMiddleware(middleware: Middleware): void {
+    const index = this.middleware.indexOf(middleware)
+    if (index >= 0) this.middleware.splice(index, 1)
+    this.#hookCache.clear()
+  }
+
+  #hooks(name: HookName): Middleware[] {
+    let list = this.#hookCache.get(name)
+    if (!list) {
+      list = this.middleware.filter((m) => typeof m[name] === 'function')
+      this.#hookCache.set(name, list)
+    }
+    return list
+  }
+
+  #call(m: Middleware, name: SyncHookName, args: unknown[]): void {
+    const hook = m[name] as ((broker: Broker, ...a: unknown[]) => void) | undefined
+    if (!hook) return
+    try {
+      hook.call(m, this, ...args)
+    } catch (error) {
+      this.logger.error(`Unhandled error in ${m.constructor.name}.${name}`, errorMeta(error))
+    }
+  }
+
+  /** Run `before<Signal>` hooks in list order. `SkipMessage` propagates; other errors are logged. */
+  async emitBefore<N extends AsyncHookName>(name: N, ...args: HookArgs<N>): Promise<void> {
+    for (const m of this.#hooks(name)) {
+      try {
+        await (m[name] as (broker: Broker, ...a: unknown[]) => unknown).call(m, this, ...args)
+      } catch (error) {
+        if (error instanceof SkipMessage) throw error
+        this.logger.error(`Unhandled error in ${m.constructor.name}.${name}`, errorMeta(error))
+      }
+    }
+  }
+
+  /** Run `after<Signal>` hooks in reverse list order; every error is logged and swallowed. */
+  async emitAfter<N extends AsyncHookName>(name: N, ...args: HookArgs<N>): Promise<void> {
+    const hooks = this.#hooks(name)
+    for (let i = hooks.length - 1; i >= 0; i--) {
+      const m = hooks[i] as Middleware
+      try {
+        await (m[name] as (broker: Broker, ...a: unknown[]) => unknown).call(m, this, ...args)
+      } catch (error) {
+        this.logger.error(`Unhandled error in ${m.constructor.name}.${name}`, errorMeta(error))
+      }
+    }
+  }
+
+  /** Synchronous emission for declare hooks. */
+  protected emitSync<N extends SyncHookName>(name: N, order: 'before' | 'after', ...args: HookArgs<N>): void {
+    const hooks = this.#hooks(name)
+    if (order === 'before') for (const m of hooks) this.#call(m, name, args)
+    else for (let i = hooks.length - 1; i >= 0; i--) this.#call(hooks[i] as Middleware, name, args)
+  }
+
+  /** The hooks that wrap an actor call, outermost first. */
+  get actorCallWrappers(): Middleware[] {
+    return this.#hooks('wrapActorCall' as HookName)
+  }
+
+  /** Register an actor (and its queue). Called by `actor()`. */
+  declareActor(actor: AnyActor): void {
+    this.emitSync('beforeDeclareActor', 'before', actor)
+    if (this.actors.has(actor.actorName) && this.actors.get(actor.actorName) !== actor) {
+      throw new InvalidArgumentError(`An actor named ${JSON.stringify(actor.actorName)} is already declared on this broker`)
+    }
+    this.declareQueue(actor.queueName)
+    this.actors.set(actor.actorName, actor)
+    this.emitSync('afterDeclareActor', 'after', actor)
+  }
+
+  /** Declare a queue (and its delay queue). Idempotent. */
+  declareQueue(queueName: string): void {
+    validateQueueName(queueName)
+    if (this.queues.has(queueName)) return
+    this.emitSync('beforeDeclareQueue', 'before', queueName)
+    this.queues.add(queueName)
+    const delayQueue = dqName(queueName)
+    this.delayQueues.add(delayQueue)
+    this.onDeclareQueue(queueName)
+    this.emitSync('afterDeclareQueue', 'after', queueName)
+    this.emitSync('afterDeclareDelayQueue', 'after', delayQueue)
+  }
+
+  /** Subclass hook: a canonical queue (with its delay queue) was declared. */
+  protected onDeclareQueue(_queueName: string): void {}
+
+  getActor(actorName: string): AnyActor {
+    const actor = this.actors.get(actorName)
+    if (!actor) throw new ActorNotFoundError(actorName)
+    return actor
+  }
+
+  getDeclaredActors(): string[] {
+    return [...this.actors.keys()]
+  }
+
+  getDeclaredQueues(): Set<string> {
+    return new Set(this.queues)
+  }
+
+  getDeclaredDelayQueues(): Set<string> {
+    return new Set(this.delayQueues)
+  }
+
+  /** The backend of the first `Results` middleware. Throws `ConfigurationError` without one. */
+  getResultBackend(): ResultBackend {
+    for (const m of this.middleware) if (m.resultBackend) return m.resultBackend
+    throw new ConfigurationError(
+      'This broker has no result backend: add the Results middleware, e.g. broker.addMiddleware(new Results({ backend }))',
+    )
+  }
+
+  /**
+   * Enqueue a message. With `delay`, it goes to the delay queue with an `eta` option. Resolves
+   * with the message as enqueued (it may be a copy carrying broker fields).
+   */
+  abstract enqueue(message: Message, options?: EnqueueOptions): Promise<Message>
+
+  /** Enqueue many messages; brokers override it to batch round trips. */
+  async enqueueMany(messages: readonly Message[], options: EnqueueOptions = {}): Promise<Message[]> {
+    return Promise.all(messages.map((m) => this.enqueue(m, options)))
+  }
+
+  /** A consumer of one queue (canonical or `.DQ`). */
+  abstract consume(queueName: string, options?: ConsumeOptions): Consumer
+
+  /** Drop every message in a queue and its delay queue. */
+  abstract flush(queueName: string): Promise<void>
+
+  /** Flush every declared queue. */
+  abstract flushAll(): Promise<void>
+
+  /** Wait until a queue (and its delay queue) has no pending work. Meant for tests. */
+  abstract join(queueName: string, options?: JoinOptions): Promise<void>
+
+  /** Release connections. */
+  abstract close(): Promise<void>
+
+  /** True when `error` is one the broker can recover from by reconnecting. */
+  isRetryableError(error: unknown): boolean {
+    return TqError.is(error) && error.retryable
+  }
+}

@@ -1,0 +1,250 @@
+import {
+  Broker,
+  type BrokerOptions,
+  type ConsumeOptions,
+  type Consumer,
+  type EnqueueOptions,
+  type JoinOptions,
+  type ReceiveOptions,
+} from '../broker.ts'
+import { DecodeError, QueueJoinTimeoutError, QueueNotFoundError } from '../errors.ts'
+import type { BrokerPlugin } from '../global.ts'
+import { Notifier } from '../notifier.ts'
+import { errorMeta } from '../logger.ts'
+import { Message } from '../message.ts'
+import { MessageProxy } from '../message-proxy.ts'
+import { dqName, qName } from '../queue-names.ts'
+
+export interface StubBrokerOptions extends BrokerOptions {
+  /** Whether `join()` rethrows the first dead-lettered message's error by default (default true). */
+  failFastDefault?: boolean
+}
+
+/** A payload the consumer could not decode, kept instead of being delivered. */
+export interface RejectedPayload {
+  queueName: string
+  body: Uint8Array
+  reason: string
+}
+
+class StubQueue {
+  readonly items: Uint8Array[] = []
+  /** Messages put and not yet acked or nacked (requeues do not change it). */
+  unfinished = 0
+  /** Wakes consumers when a message arrives. */
+  readonly arrived = new Notifier()
+  /** Wakes joiners when `unfinished` drops. */
+  readonly finished = new Notifier()
+
+  put(body: Uint8Array): void {
+    this.items.push(body)
+    this.unfinished++
+    this.arrived.notify()
+  }
+
+  taskDone(): void {
+    this.unfinished = Math.max(0, this.unfinished - 1)
+    this.finished.notify()
+  }
+}
+
+class StubMessageProxy extends MessageProxy {
+  readonly body: Uint8Array
+  constructor(message: Message, body: Uint8Array) {
+    super(message)
+    this.body = body
+  }
+}
+
+/**
+ * An in-memory broker for tests and for running without a server. Messages are encoded on
+ * enqueue and decoded on delivery, as with a real broker, so what cannot travel fails here too.
+ */
+export class StubBroker extends Broker {
+  /** Dead-lettered deliveries by the consumer's queue name (`q` or `q.DQ`). */
+  readonly deadLettersByQueue: Map<string, MessageProxy[]> = new Map()
+  /** Payloads no consumer could decode. */
+  readonly rejected: RejectedPayload[] = []
+  readonly failFastDefault: boolean
+  readonly #queues = new Map<string, StubQueue>()
+
+  constructor(options: StubBrokerOptions = {}) {
+    super(options)
+    this.failFastDefault = options.failFastDefault ?? true
+  }
+
+  /** Every dead-lettered delivery. */
+  get deadLetters(): MessageProxy[] {
+    return [...this.deadLettersByQueue.values()].flat()
+  }
+
+  protected override onDeclareQueue(queueName: string): void {
+    this.#queues.set(queueName, new StubQueue())
+    this.#queues.set(dqName(queueName), new StubQueue())
+  }
+
+  #queue(name: string): StubQueue {
+    const queue = this.#queues.get(name)
+    if (!queue) throw new QueueNotFoundError(name)
+    return queue
+  }
+
+  override async enqueue(message: Message, options: EnqueueOptions = {}): Promise<Message> {
+    const canonical = qName(message.queueName)
+    if (!this.queues.has(canonical)) throw new QueueNotFoundError(canonical)
+    const delay = options.delay
+    if (delay !== undefined && delay !== null) {
+      message = message.copy({ queueName: dqName(canonical), options: { eta: Date.now() + delay } })
+    }
+    await this.emitBefore('beforeEnqueue', message, delay)
+    this.#queue(message.queueName).put(message.encode(this.encoder))
+    await this.emitAfter('afterEnqueue', message, delay)
+    return message
+  }
+
+  /** Put raw bytes on a queue, bypassing encoding (for tests of hostile input). */
+  putRaw(queueName: string, body: Uint8Array): void {
+    this.#queue(queueName).put(body)
+  }
+
+  override consume(queueName: string, options: ConsumeOptions = {}): Consumer {
+    return new StubConsumer(this, queueName, this.#queue(queueName), options.prefetch ?? 1, options.timeout ?? 100)
+  }
+
+  /** Number of messages waiting (not delivered) in a queue. */
+  size(queueName: string): number {
+    return this.#queue(queueName).items.length
+  }
+
+  override async flush(queueName: string): Promise<void> {
+    for (const name of [qName(queueName), dqName(queueName)]) {
+      const queue = this.#queue(name)
+      const dropped = queue.items.splice(0).length
+      for (let i = 0; i < dropped; i++) queue.taskDone()
+    }
+  }
+
+  override async flushAll(): Promise<void> {
+    for (const queue of this.queues) await this.flush(queue)
+    // Cleared in place so consumers holding references keep valid ones.
+    for (const list of this.deadLettersByQueue.values()) list.length = 0
+    this.rejected.length = 0
+  }
+
+  /**
+   * Wait until `queueName` and its delay queue have no unfinished messages. With `failFast`
+   * (default true), then rethrow the error of the first message dead-lettered from this queue.
+   */
+  override async join(queueName: string, options: JoinOptions & { failFast?: boolean } = {}): Promise<void> {
+    const canonical = qName(queueName)
+    const queues = [this.#queue(canonical), this.#queue(dqName(canonical))]
+    const deadline = options.timeout === undefined ? Infinity : Date.now() + options.timeout
+    for (;;) {
+      let pending: StubQueue | undefined
+      for (const q of queues) if (q.unfinished > 0) pending = q
+      if (!pending) break
+      const remaining = deadline - Date.now()
+      if (remaining <= 0) throw new QueueJoinTimeoutError(canonical, options.timeout ?? 0)
+      await pending.finished.wait(remaining)
+    }
+    if (options.failFast ?? this.failFastDefault) {
+      const dead = [...(this.deadLettersByQueue.get(canonical) ?? []), ...(this.deadLettersByQueue.get(dqName(canonical)) ?? [])]
+      const first = dead[0]
+      if (first) throw first.exception ?? new Error('Message failed with unknown error')
+    }
+  }
+
+  override async close(): Promise<void> {}
+
+  /** @internal used by StubConsumer */
+  deadLetter(queueName: string, proxy: MessageProxy): void {
+    let list = this.deadLettersByQueue.get(queueName)
+    if (!list) this.deadLettersByQueue.set(queueName, (list = []))
+    list.push(proxy)
+  }
+}
+
+class StubConsumer implements Consumer {
+  readonly queueName: string
+  readonly #broker: StubBroker
+  readonly #queue: StubQueue
+  readonly #prefetch: number
+  readonly #timeout: number
+  #outstanding = 0
+  #closed = false
+  readonly #slotFreed = new Notifier()
+  readonly #closing = new AbortController()
+
+  constructor(broker: StubBroker, queueName: string, queue: StubQueue, prefetch: number, timeout: number) {
+    this.#broker = broker
+    this.queueName = queueName
+    this.#queue = queue
+    this.#prefetch = Math.max(1, prefetch)
+    this.#timeout = timeout
+  }
+
+  async receive(options: ReceiveOptions = {}): Promise<MessageProxy[]> {
+    const deadline = Date.now() + this.#timeout
+    const signal = options.signal ? AbortSignal.any([options.signal, this.#closing.signal]) : this.#closing.signal
+    for (;;) {
+      if (this.#closed || signal.aborted) return []
+      const free = this.#prefetch - this.#outstanding
+      if (free > 0 && this.#queue.items.length > 0) {
+        const out: MessageProxy[] = []
+        for (const body of this.#queue.items.splice(0, free)) {
+          try {
+            out.push(new StubMessageProxy(Message.decode(body, this.#broker.encoder), body))
+          } catch (error) {
+            const reason = error instanceof DecodeError ? error.message : String(error)
+            this.#broker.logger.error('Undecodable message dead-lettered', { queue: this.queueName, reason, ...errorMeta(error) })
+            this.#broker.rejected.push({ queueName: this.queueName, body, reason })
+            this.#queue.taskDone()
+          }
+        }
+        this.#outstanding += out.length
+        if (out.length > 0) return out
+        continue
+      }
+      const remaining = deadline - Date.now()
+      if (remaining <= 0) return []
+      await (free > 0 ? this.#queue.arrived : this.#slotFreed).wait(remaining, signal)
+    }
+  }
+
+  #settle(): void {
+    this.#outstanding = Math.max(0, this.#outstanding - 1)
+    this.#slotFreed.notify()
+  }
+
+  async ack(_message: MessageProxy): Promise<void> {
+    this.#settle()
+    this.#queue.taskDone()
+  }
+
+  async nack(message: MessageProxy): Promise<void> {
+    this.#settle()
+    this.#broker.deadLetter(this.queueName, message)
+    this.#queue.taskDone()
+  }
+
+  async requeue(messages: readonly MessageProxy[]): Promise<void> {
+    for (const message of messages) {
+      this.#settle()
+      const body = message instanceof StubMessageProxy ? message.body : message.message.encode(this.#broker.encoder)
+      this.#queue.items.push(body)
+    }
+    if (messages.length > 0) this.#queue.arrived.notify()
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#closing.abort()
+  }
+}
+
+/** `stub://` URLs build a StubBroker. */
+export const stubBrokerPlugin: BrokerPlugin = {
+  name: '@tq/core StubBroker',
+  schemes: ['stub'],
+  create: () => new StubBroker(),
+}

@@ -1,0 +1,74 @@
+import type { Message, MessageOptions } from './message.ts'
+import type { MessageFields } from './wire.ts'
+
+/**
+ * What a consumer hands the worker: the message plus its processing state (failed, the
+ * exception, an `AbortSignal` for time limits and shutdown). Brokers subclass it to keep their
+ * delivery handles.
+ */
+export class MessageProxy<R = unknown> {
+  readonly message: Message<R>
+  failed = false
+  /** The error the actor (or a middleware) raised while processing this delivery. */
+  exception: unknown = undefined
+  /** Whether the broker says this delivery was seen before (where it can tell). */
+  redelivered = false
+  readonly #abort = new AbortController()
+
+  constructor(message: Message<R>) {
+    this.message = message
+  }
+
+  get queueName(): string {
+    return this.message.queueName
+  }
+  get actorName(): string {
+    return this.message.actorName
+  }
+  get args(): unknown[] {
+    return this.message.args
+  }
+  get kwargs(): Record<string, unknown> {
+    return this.message.kwargs
+  }
+  get options(): MessageOptions {
+    return this.message.options
+  }
+  get messageId(): string {
+    return this.message.messageId
+  }
+  get messageTimestamp(): number {
+    return this.message.messageTimestamp
+  }
+
+  asDict(): MessageFields {
+    return this.message.asDict()
+  }
+
+  /** Mark the delivery failed: the worker will nack (dead-letter) it instead of acking. */
+  fail(): void {
+    this.failed = true
+  }
+
+  stuffException(error: unknown): void {
+    this.exception = error
+  }
+
+  clearException(): void {
+    this.exception = undefined
+  }
+
+  /** Fires when processing should stop: time limit reached or (opted-in) worker shutdown. */
+  get signal(): AbortSignal {
+    return this.#abort.signal
+  }
+
+  /** Ask the running actor to stop; the worker stops waiting for it and fails with `reason`. */
+  abort(reason: unknown): void {
+    if (!this.#abort.signal.aborted) this.#abort.abort(reason)
+  }
+
+  toString(): string {
+    return this.message.toString()
+  }
+}

@@ -1,0 +1,462 @@
+import type { AnyActor } from './actor.ts'
+import type { Broker, Consumer } from './broker.ts'
+import { ActorNotFoundError, RateLimitExceededError, Retry, ShutdownError, SkipMessage, TqError } from './errors.ts'
+import { Heap } from './internal/heap.ts'
+import { Notifier, sleep } from './notifier.ts'
+import { errorMeta, type Logger } from './logger.ts'
+import type { MessageProxy } from './message-proxy.ts'
+import type { Middleware } from './middleware/middleware.ts'
+import { isDelayQueue, qName } from './queue-names.ts'
+
+export interface WorkerOptions {
+  /** Canonical queue names to consume (with their delay queues). Default: every declared queue. */
+  queues?: Iterable<string>
+  /** Messages processed at once in this process (default 8). */
+  concurrency?: number
+  /** Milliseconds a consumer waits for a message before checking for shutdown (default 1000). */
+  workerTimeout?: number
+  /** Unacked messages per queue consumer (default `concurrency * 2`). */
+  queuePrefetch?: number
+  /** Unacked messages per delay-queue consumer (default `min(concurrency * 1000, 65535)`). */
+  delayPrefetch?: number
+  /** Milliseconds to wait before restarting a consumer that failed (default 3000). */
+  consumerRestartDelay?: number
+  /** Milliseconds between retries of an ack/nack that hit a connection error (default 5000). */
+  ackRetryDelay?: number
+  logger?: Logger
+}
+
+export interface WorkerStopOptions {
+  /** Milliseconds to let in-flight messages finish (default 600 000). */
+  timeout?: number
+}
+
+/** Counters a worker keeps, for status lines and metrics. */
+export interface WorkerStats {
+  processed: number
+  failed: number
+  skipped: number
+  inFlight: number
+  queued: number
+  delayed: number
+}
+
+interface ConsumerState {
+  queueName: string
+  consumer: Consumer
+  running: boolean
+  loop: Promise<void> | undefined
+  /** Delayed messages held until their eta. */
+  delayed: Heap<{ eta: number; proxy: MessageProxy }>
+  delayTimer: NodeJS.Timeout | undefined
+  delayTimerAt: number
+  stopSignal: AbortController
+}
+
+interface WorkItem {
+  priority: number
+  seq: number
+  proxy: MessageProxy
+  actor: AnyActor
+  state: ConsumerState
+}
+
+const MAX_TIMER = 2 ** 31 - 1
+
+/**
+ * Consumes messages from a broker's queues and runs their actors, up to `concurrency` at once.
+ * Messages are processed in actor `priority` order (lower first), FIFO within a priority.
+ * Delayed messages are held until their eta and then moved to their queue.
+ */
+export class Worker {
+  readonly broker: Broker
+  readonly concurrency: number
+  readonly workerTimeout: number
+  readonly queuePrefetch: number
+  readonly delayPrefetch: number
+  readonly logger: Logger
+  readonly #whitelist: Set<string> | undefined
+  readonly #consumerRestartDelay: number
+  readonly #ackRetryDelay: number
+  readonly #consumers = new Map<string, ConsumerState>()
+  readonly #work = new Heap<WorkItem>((a, b) => a.priority < b.priority || (a.priority === b.priority && a.seq < b.seq))
+  readonly #inFlight = new Set<WorkItem>()
+  readonly #changed = new Notifier()
+  readonly #resumed = new Notifier()
+  #seq = 0
+  #started = false
+  #stopping = false
+  #paused = false
+  #hook: Middleware | undefined
+  readonly #stats = { processed: 0, failed: 0, skipped: 0 }
+
+  constructor(broker: Broker, options: WorkerOptions = {}) {
+    this.broker = broker
+    this.concurrency = Math.max(1, options.concurrency ?? 8)
+    this.workerTimeout = options.workerTimeout ?? 1000
+    this.queuePrefetch = options.queuePrefetch ?? Math.min(this.concurrency * 2, 65535)
+    this.delayPrefetch = options.delayPrefetch ?? Math.min(this.concurrency * 1000, 65535)
+    this.#whitelist = options.queues ? new Set([...options.queues].map(qName)) : undefined
+    this.#consumerRestartDelay = options.consumerRestartDelay ?? 3000
+    this.#ackRetryDelay = options.ackRetryDelay ?? 5000
+    this.logger = (options.logger ?? broker.logger).child({ component: 'worker' })
+  }
+
+  get stats(): WorkerStats {
+    let delayed = 0
+    for (const s of this.#consumers.values()) delayed += s.delayed.size
+    return { ...this.#stats, inFlight: this.#inFlight.size, queued: this.#work.size, delayed }
+  }
+
+  /** The queues (canonical and delay) this worker consumes. */
+  get consumedQueues(): string[] {
+    return [...this.#consumers.keys()]
+  }
+
+  get paused(): boolean {
+    return this.#paused
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return
+    this.#started = true
+    await this.broker.emitBefore('beforeWorkerBoot', this)
+    // Consumers follow queue declarations, including ones made after start (replayed by addMiddleware).
+    this.#hook = {
+      afterDeclareQueue: (_b, queueName) => this.#addConsumer(queueName),
+      afterDeclareDelayQueue: (_b, queueName) => this.#addConsumer(queueName),
+    }
+    this.broker.addMiddleware(this.#hook)
+    await this.broker.emitAfter('afterWorkerBoot', this)
+    this.logger.info('Worker started', { queues: this.consumedQueues, concurrency: this.concurrency })
+  }
+
+  #addConsumer(queueName: string): void {
+    if (this.#stopping || this.#consumers.has(queueName)) return
+    if (this.#whitelist && !this.#whitelist.has(qName(queueName))) return
+    const delay = isDelayQueue(queueName)
+    const consumer = this.broker.consume(queueName, {
+      prefetch: delay ? this.delayPrefetch : this.queuePrefetch,
+      timeout: this.workerTimeout,
+    })
+    const state: ConsumerState = {
+      queueName,
+      consumer,
+      running: true,
+      loop: undefined,
+      delayed: new Heap((a, b) => a.eta < b.eta),
+      delayTimer: undefined,
+      delayTimerAt: Infinity,
+      stopSignal: new AbortController(),
+    }
+    this.#consumers.set(queueName, state)
+    state.loop = this.#consumeLoop(state)
+  }
+
+  async #consumeLoop(state: ConsumerState): Promise<void> {
+    while (state.running) {
+      if (this.#paused) {
+        await this.#resumed.wait(this.workerTimeout, state.stopSignal.signal)
+        continue
+      }
+      let batch: MessageProxy[]
+      try {
+        batch = await state.consumer.receive({ signal: state.stopSignal.signal })
+      } catch (error) {
+        if (!state.running) break
+        this.logger.error(`Consumer of ${state.queueName} failed; restarting in ${this.#consumerRestartDelay} ms`, {
+          queue: state.queueName,
+          ...errorMeta(error),
+        })
+        await sleep(this.#consumerRestartDelay, state.stopSignal.signal)
+        continue
+      }
+      for (const proxy of batch) await this.#handleDelivery(state, proxy)
+    }
+  }
+
+  async #handleDelivery(state: ConsumerState, proxy: MessageProxy): Promise<void> {
+    const options = proxy.options
+    if ('eta' in options) {
+      let eta = options.eta as unknown
+      if (eta === null || eta === undefined) {
+        delete options.eta
+      } else {
+        if (typeof eta !== 'number' || !Number.isFinite(eta)) {
+          this.logger.warn('Message has a non-numeric eta; running it now', { messageId: proxy.messageId, eta })
+          eta = Date.now()
+        }
+        await this.broker.emitBefore('beforeDelayMessage', proxy)
+        state.delayed.push({ eta: eta as number, proxy })
+        this.#scheduleDelayed(state)
+        return
+      }
+    }
+    const actor = this.broker.actors.get(proxy.actorName)
+    if (!actor) {
+      const error = new ActorNotFoundError(proxy.actorName)
+      this.logger.error(`Dead-lettering message for unknown actor ${proxy.actorName}`, {
+        messageId: proxy.messageId,
+        queue: state.queueName,
+      })
+      proxy.fail()
+      proxy.stuffException(error)
+      await this.#postProcess(state, proxy)
+      return
+    }
+    this.#work.push({ priority: actor.priority, seq: this.#seq++, proxy, actor, state })
+    this.#pump()
+  }
+
+  #scheduleDelayed(state: ConsumerState): void {
+    const next = state.delayed.peek()
+    if (!next || !state.running) return
+    if (state.delayTimer && state.delayTimerAt <= next.eta) return
+    if (state.delayTimer) clearTimeout(state.delayTimer)
+    state.delayTimerAt = next.eta
+    state.delayTimer = setTimeout(
+      () => {
+        state.delayTimer = undefined
+        state.delayTimerAt = Infinity
+        void this.#promoteDue(state)
+      },
+      Math.min(MAX_TIMER, Math.max(0, next.eta - Date.now())),
+    )
+  }
+
+  async #promoteDue(state: ConsumerState): Promise<void> {
+    const now = Date.now()
+    const due: MessageProxy[] = []
+    while (state.delayed.size > 0 && (state.delayed.peek() as { eta: number }).eta <= now) {
+      due.push((state.delayed.pop() as { proxy: MessageProxy }).proxy)
+    }
+    for (const proxy of due) {
+      try {
+        const { eta: _eta, ...options } = proxy.options
+        const copy = proxy.message.copy({ queueName: qName(proxy.queueName) })
+        // copy() merges options; rebuild them without the eta.
+        for (const key of Object.keys(copy.options)) delete copy.options[key]
+        Object.assign(copy.options, options)
+        await this.broker.enqueue(copy)
+        await state.consumer.ack(proxy)
+      } catch (error) {
+        // Leave it unacked: the broker redelivers it (at worst the copy ran and it runs again).
+        this.logger.error('Failed to move a delayed message to its queue', {
+          messageId: proxy.messageId,
+          ...errorMeta(error),
+        })
+      }
+    }
+    this.#changed.notify()
+    this.#scheduleDelayed(state)
+  }
+
+  #pump(): void {
+    while (!this.#paused && !this.#stopping && this.#inFlight.size < this.concurrency && this.#work.size > 0) {
+      const item = this.#work.pop() as WorkItem
+      this.#inFlight.add(item)
+      void this.#process(item).finally(() => {
+        this.#inFlight.delete(item)
+        this.#changed.notify()
+        this.#pump()
+      })
+    }
+  }
+
+  async #process(item: WorkItem): Promise<void> {
+    const { proxy, actor } = item
+    const broker = this.broker
+    try {
+      await broker.emitBefore('beforeProcessMessage', proxy)
+      let result: unknown
+      if (!proxy.failed) result = await this.#runActor(actor, proxy)
+      this.#stats.processed++
+      await broker.emitAfter('afterProcessMessage', proxy, { result })
+    } catch (caught) {
+      if (caught instanceof SkipMessage) {
+        this.#stats.skipped++
+        this.logger.debug('Message skipped', { messageId: proxy.messageId })
+        await broker.emitAfter('afterSkipMessage', proxy)
+      } else {
+        const error = caught === undefined || caught === null ? new Error(`Actor threw ${String(caught)}`) : caught
+        this.#stats.failed++
+        proxy.stuffException(error)
+        this.#logFailure(actor, proxy, error)
+        await broker.emitAfter('afterProcessMessage', proxy, { exception: error })
+      }
+    }
+    await this.#postProcess(item.state, proxy)
+  }
+
+  #runActor(actor: AnyActor, proxy: MessageProxy): Promise<unknown> {
+    const kwargs = proxy.kwargs
+    const args = Object.keys(kwargs).length > 0 ? [...proxy.args, kwargs] : proxy.args
+    let call = async (): Promise<unknown> => actor.fn(...args)
+    const wrappers = this.broker.actorCallWrappers
+    for (let i = wrappers.length - 1; i >= 0; i--) {
+      const m = wrappers[i] as Middleware
+      const inner = call
+      call = () => (m.wrapActorCall as NonNullable<Middleware['wrapActorCall']>).call(m, this.broker, proxy, inner)
+    }
+    const signal = proxy.signal
+    if (signal.aborted) return Promise.reject(signal.reason as Error)
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => reject(signal.reason as Error)
+      signal.addEventListener('abort', onAbort, { once: true })
+      call().then(
+        (value) => {
+          signal.removeEventListener('abort', onAbort)
+          resolve(value)
+        },
+        (error: unknown) => {
+          signal.removeEventListener('abort', onAbort)
+          reject(error as Error)
+        },
+      )
+    })
+  }
+
+  #logFailure(actor: AnyActor, proxy: MessageProxy, error: unknown): void {
+    const meta = { messageId: proxy.messageId, actor: actor.actorName, ...errorMeta(error) }
+    if (error instanceof RateLimitExceededError) {
+      this.logger.debug(`Rate limit exceeded in ${proxy.toString()}`, meta)
+    } else if (error instanceof Retry) {
+      this.logger.debug(`Retry requested by ${proxy.toString()}`, meta)
+    } else if (isThrown(actor, proxy, error)) {
+      this.logger.info(`Failed to process message ${proxy.toString()} with expected error`, meta)
+    } else {
+      this.logger.error(`Failed to process message ${proxy.toString()}`, meta)
+    }
+  }
+
+  /** Ack, or nack a failed message; a connection error is retried until it goes through or the worker stops. */
+  async #postProcess(state: ConsumerState, proxy: MessageProxy): Promise<void> {
+    const broker = this.broker
+    const failed = proxy.failed
+    for (;;) {
+      try {
+        if (failed) {
+          await broker.emitBefore('beforeNack', proxy)
+          await state.consumer.nack(proxy)
+          await broker.emitAfter('afterNack', proxy)
+        } else {
+          await broker.emitBefore('beforeAck', proxy)
+          await state.consumer.ack(proxy)
+          await broker.emitAfter('afterAck', proxy)
+        }
+        return
+      } catch (error) {
+        if (broker.isRetryableError(error) && !(this.#stopping && this.#inFlight.size === 0)) {
+          this.logger.warn(`Could not ${failed ? 'nack' : 'ack'} message; retrying in ${this.#ackRetryDelay} ms`, {
+            messageId: proxy.messageId,
+            ...errorMeta(error),
+          })
+          await sleep(this.#ackRetryDelay)
+          continue
+        }
+        this.logger.error(`Failed to ${failed ? 'nack' : 'ack'} message`, { messageId: proxy.messageId, ...errorMeta(error) })
+        return
+      }
+    }
+  }
+
+  /** Stop taking new messages from the work queue (consumers stop fetching too). */
+  pause(): void {
+    this.#paused = true
+  }
+
+  resume(): void {
+    this.#paused = false
+    this.#resumed.notify()
+    this.#pump()
+  }
+
+  /**
+   * Wait until every received message is processed and no delayed message is held. Meant for
+   * tests, usually after `broker.join(queue)`.
+   */
+  async join(options: { timeout?: number } = {}): Promise<void> {
+    const deadline = options.timeout === undefined ? Infinity : Date.now() + options.timeout
+    for (;;) {
+      let delayed = 0
+      for (const s of this.#consumers.values()) delayed += s.delayed.size
+      if (this.#work.size === 0 && this.#inFlight.size === 0 && delayed === 0) return
+      const remaining = deadline - Date.now()
+      if (remaining <= 0) throw new TqError('Worker did not become idle in time')
+      await this.#changed.wait(Math.min(remaining, 1000))
+    }
+  }
+
+  /**
+   * Stop gracefully: shutdown hooks run (opted-in actors see their signal fire), in-flight
+   * messages get `timeout` ms to finish, and every message received but not started —
+   * including delayed ones — goes back to the broker.
+   */
+  async stop(options: WorkerStopOptions = {}): Promise<void> {
+    if (!this.#started || this.#stopping) return
+    const timeout = options.timeout ?? 600_000
+    this.#stopping = true
+    this.logger.info('Worker stopping', { inFlight: this.#inFlight.size, queued: this.#work.size })
+    await this.broker.emitBefore('beforeWorkerShutdown', this)
+    if (this.#hook) this.broker.removeMiddleware(this.#hook)
+
+    // 1. Consumers stop fetching; a batch that arrives meanwhile is handled like any other.
+    for (const state of this.#consumers.values()) {
+      state.running = false
+      state.stopSignal.abort()
+      if (state.delayTimer) clearTimeout(state.delayTimer)
+    }
+    await Promise.all([...this.#consumers.values()].map((s) => s.loop))
+
+    // 2. In-flight messages finish (or the timeout passes).
+    const deadline = Date.now() + timeout
+    while (this.#inFlight.size > 0) {
+      const remaining = deadline - Date.now()
+      if (remaining <= 0) {
+        this.logger.warn(`${this.#inFlight.size} message(s) still running after ${timeout} ms; the broker will redeliver them`)
+        for (const item of this.#inFlight) item.proxy.abort(new ShutdownError('Worker stopped before the message finished'))
+        break
+      }
+      await this.#changed.wait(remaining)
+    }
+
+    // 3. Everything received but not started goes back to its queue.
+    const byConsumer = new Map<ConsumerState, MessageProxy[]>()
+    for (const item of this.#work.drain()) {
+      const list = byConsumer.get(item.state) ?? []
+      list.push(item.proxy)
+      byConsumer.set(item.state, list)
+    }
+    for (const state of this.#consumers.values()) {
+      const list = byConsumer.get(state) ?? []
+      for (const d of state.delayed.drain()) list.push(d.proxy)
+      if (list.length > 0) {
+        try {
+          await state.consumer.requeue(list)
+        } catch (error) {
+          this.logger.error(`Failed to requeue ${list.length} message(s) of ${state.queueName}; the broker will redeliver them`, errorMeta(error))
+        }
+      }
+    }
+    await Promise.all(
+      [...this.#consumers.values()].map(async (state) => {
+        try {
+          await state.consumer.close()
+        } catch (error) {
+          this.logger.warn(`Failed to close consumer of ${state.queueName}`, errorMeta(error))
+        }
+      }),
+    )
+    this.#consumers.clear()
+    this.#changed.notify()
+    await this.broker.emitAfter('afterWorkerShutdown', this)
+    this.logger.info('Worker stopped', { ...this.#stats })
+  }
+}
+
+function isThrown(actor: AnyActor, proxy: MessageProxy, error: unknown): boolean {
+  const throws = (proxy.options['throws'] ?? actor.options.throws) as unknown
+  if (!throws) return false
+  const classes = Array.isArray(throws) ? throws : [throws]
+  return classes.some((c) => typeof c === 'function' && error instanceof (c as abstract new () => unknown))
+}
