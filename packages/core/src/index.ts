@@ -38,8 +38,11 @@ export type { WorkerOptions, WorkerStats, WorkerStopOptions } from './worker.ts'
 export { defaultMiddleware } from './middleware/default.ts'
 export type { HookName, Middleware, MiddlewareClass, ProcessOutcome } from './middleware/middleware.ts'
 
-// Results
-export type { ResultBackend, ResultGetOptions } from './results/backend.ts'
+// Middleware (default stack and optional), results, composition and rate limits
+export * from './middleware/index.ts'
+export * from './results/index.ts'
+export * from './composition/index.ts'
+export * from './rate-limits/index.ts'
 
 // Errors and logging
 export {

@@ -1,0 +1,2 @@
+// Curated exports of group/pipeline (re-exported by src/index.ts).
+export {}

@@ -1,0 +1,2 @@
+// Curated exports of rate limiters (re-exported by src/index.ts).
+export {}
