@@ -209,8 +209,8 @@ export function actor(
     logger: broker.logger.child({ component: 'actor', actor: actorName }),
     message: (...args: unknown[]) => buildMessage(args, undefined, {}),
     messageWithOptions: (input: Record<string, unknown>) => buildMessage(...splitInput(input)),
-    send: (...args: unknown[]) => broker.enqueue(buildMessage(args, undefined, {})),
-    sendWithOptions: (input: Record<string, unknown>) => {
+    send: async (...args: unknown[]) => broker.enqueue(buildMessage(args, undefined, {})),
+    sendWithOptions: async (input: Record<string, unknown>) => {
       const { delay, ...rest } = input
       const enqueueOptions: EnqueueOptions = {}
       if (delay !== undefined && delay !== null) {

@@ -63,9 +63,9 @@ export class TqError extends Error {
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
-    if (!TqError.is(value)) return false
     // `this` is the class on the right of `instanceof`.
     if (Function.prototype[Symbol.hasInstance].call(this, value)) return true
+    if (!TqError.is(value)) return false
     return (this as unknown as { codes: readonly ErrorCode[] }).codes.includes(value.code)
   }
 }

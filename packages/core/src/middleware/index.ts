@@ -1,2 +1,17 @@
-// Curated exports of the middleware (owned by the middleware work; re-exported by src/index.ts).
-export {}
+// Curated exports of the middleware (re-exported by src/index.ts).
+export { defaultMiddleware } from './default.ts'
+export { AgeLimit } from './age-limit.ts'
+export type { AgeLimitOptions } from './age-limit.ts'
+export { TimeLimit } from './time-limit.ts'
+export type { TimeLimitOptions } from './time-limit.ts'
+export { ShutdownNotifications } from './shutdown.ts'
+export type { ShutdownNotificationsOptions } from './shutdown.ts'
+export { Callbacks } from './callbacks.ts'
+export type { FailureInfo } from './callbacks.ts'
+export { Pipelines } from './pipelines.ts'
+export type { PipelinesOptions } from './pipelines.ts'
+export { Retries } from './retries.ts'
+export type { RetriesOptions, RetryExhaustedInfo, RetryWhen } from './retries.ts'
+export { computeBackoff } from './backoff.ts'
+export type { BackoffOptions } from './backoff.ts'
+export { CurrentMessage, currentMessage } from './current-message.ts'

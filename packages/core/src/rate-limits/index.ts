@@ -1,2 +1,13 @@
 // Curated exports of rate limiters (re-exported by src/index.ts).
-export {}
+export type { RateLimiterBackend } from './backend.ts'
+export { StubRateLimiterBackend } from './stub.ts'
+export { RateLimiter } from './rate-limiter.ts'
+export type { AcquireOptions, AcquireResult } from './rate-limiter.ts'
+export { ConcurrentRateLimiter } from './concurrent.ts'
+export type { ConcurrentRateLimiterOptions } from './concurrent.ts'
+export { BucketRateLimiter } from './bucket.ts'
+export type { BucketRateLimiterOptions } from './bucket.ts'
+export { WindowRateLimiter } from './window.ts'
+export type { WindowRateLimiterOptions } from './window.ts'
+export { Barrier } from './barrier.ts'
+export type { BarrierOptions, BarrierWaitOptions } from './barrier.ts'

@@ -1,0 +1,57 @@
+import type { Broker, EnqueueOptions } from '../broker.ts'
+import type { Message } from '../message.ts'
+import type { MessageProxy } from '../message-proxy.ts'
+import type { MessageFields } from '../wire.ts'
+import { truthy } from './lookup.ts'
+import type { Middleware, ProcessOutcome } from './middleware.ts'
+
+/** The actor options `Pipelines` understands. */
+export interface PipelinesOptions {
+  /** Do not append the previous step's result to this message's arguments. */
+  pipeIgnore?: boolean
+}
+
+function isFields(value: unknown): value is MessageFields {
+  return typeof value === 'object' && value !== null && typeof (value as { actorName?: unknown }).actorName === 'string'
+}
+
+// Loaded on first use: message.ts → global.ts → stub-broker.ts → broker.ts → default.ts is a
+// cycle, and a static import here would make `import './broker.ts'` fail when it comes first.
+let messageModule: typeof import('../message.ts') | undefined
+
+/** The next step of a pipeline, from the `pipeTarget` option (camelCase fields, or a wire dict). */
+async function nextStep(target: unknown): Promise<Message | undefined> {
+  if (target === undefined || target === null) return undefined
+  const { Message } = (messageModule ??= await import('../message.ts'))
+  if (isFields(target)) {
+    // A fresh message, so the in-flight message's options are not shared with the next step.
+    return Message.fromFields({ ...target, args: [...target.args], kwargs: { ...target.kwargs }, options: { ...target.options } })
+  }
+  return Message.fromWire(target)
+}
+
+/**
+ * Runs the next step of a pipeline. A message built by `pipeline([...])` carries the next
+ * step in its `pipeTarget` option; when the message succeeds, that step is enqueued with the
+ * result appended as its last positional argument (unless `pipeIgnore` is set on the next
+ * message, or on the current actor). A `delay` option on the next message delays it.
+ *
+ * A failed step stops the pipeline: nothing after it is enqueued. The next step keeps the
+ * `messageId` and `messageTimestamp` it was created with, so `pipeline.getResult()` can find it.
+ */
+export class Pipelines implements Middleware {
+  readonly actorOptions: readonly string[] = ['pipeIgnore', 'pipeTarget']
+
+  async afterProcessMessage(broker: Broker, proxy: MessageProxy, outcome: ProcessOutcome): Promise<void> {
+    if (outcome.exception !== undefined || proxy.failed) return
+    const next = await nextStep(proxy.options.pipeTarget)
+    if (!next) return
+    const actor = broker.actors.get(proxy.actorName)
+    const ignore = truthy(next.options.pipeIgnore) || truthy(actor?.options.pipeIgnore)
+    if (!ignore) next.args.push(outcome.result === undefined ? null : outcome.result)
+    const delay = next.options.delay
+    const enqueueOptions: EnqueueOptions = {}
+    if (typeof delay === 'number') enqueueOptions.delay = delay
+    await broker.enqueue(next, enqueueOptions)
+  }
+}

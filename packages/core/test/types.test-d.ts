@@ -1,0 +1,40 @@
+import { describe, expectTypeOf, it } from 'vitest'
+import { StubBroker, actor, type Actor, type Message } from '../src/index.ts'
+
+const broker = new StubBroker({ middleware: [] })
+const add = actor('add_types', (x: number, y: number) => x + y, { broker })
+const greet = actor('greet_types', async (name: string): Promise<{ greeting: string }> => ({ greeting: `hi ${name}` }), {
+  broker,
+})
+const noArgs = actor('noargs_types', () => 'x', { broker })
+
+describe('actor types', () => {
+  it('types send() arguments from the function', () => {
+    expectTypeOf(add).toMatchTypeOf<Actor<[number, number], number>>()
+    // @ts-expect-error a string is not a number
+    void add.send('x', 2)
+    // @ts-expect-error too few arguments
+    void add.send(1)
+    // @ts-expect-error wrong args in sendWithOptions
+    void add.sendWithOptions({ args: ['x', 1] })
+    // @ts-expect-error args are required when the actor takes arguments
+    void add.messageWithOptions({})
+    void noArgs.messageWithOptions({})
+  })
+
+  it('types getResult() from the return type', () => {
+    expectTypeOf(add.send(1, 2)).resolves.toEqualTypeOf<Message<number>>()
+    expectTypeOf<ReturnType<Message<number>['getResult']>>().toEqualTypeOf<Promise<number>>()
+    expectTypeOf(greet.message('a').getResult()).resolves.toEqualTypeOf<{ greeting: string }>()
+  })
+
+  it('keeps the direct call signature', () => {
+    expectTypeOf(add(1, 2)).toEqualTypeOf<number>()
+    expectTypeOf(greet('a')).toEqualTypeOf<Promise<{ greeting: string }>>()
+  })
+
+  it('rejects unknown static options', () => {
+    // @ts-expect-error not an actor option
+    actor('bad_types', () => 1, { broker, maxRetry: 3 })
+  })
+})
