@@ -1,4 +1,4 @@
-import { DecodeError } from './errors.ts'
+import { DecodeError, InvalidArgumentError } from './errors.ts'
 
 /**
  * Turns a message's wire dict into bytes and back. `decode` must throw `DecodeError` on input
@@ -26,7 +26,15 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
  */
 export class JSONEncoder implements Encoder {
   encode(data: Record<string, unknown>): Uint8Array {
-    let text = JSON.stringify(data)
+    let text: string
+    try {
+      text = JSON.stringify(data)
+    } catch (error) {
+      throw new InvalidArgumentError(
+        `Message cannot be encoded as JSON (${(error as Error).message}); use @tq/encoder-msgpack for such values`,
+        { cause: error },
+      )
+    }
     if (HAS_NON_ASCII.test(text)) text = text.replace(NON_ASCII, escapeChar)
     // After escaping the text is pure ASCII, so latin1 is a byte-for-byte copy.
     return Buffer.from(text, 'latin1')

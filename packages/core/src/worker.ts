@@ -171,7 +171,9 @@ export class Worker {
         await sleep(this.#consumerRestartDelay, state.stopSignal.signal)
         continue
       }
+      // Queue the whole batch before starting any of it, so priorities apply across the batch.
       for (const proxy of batch) await this.#handleDelivery(state, proxy)
+      this.#pump()
     }
   }
 
@@ -205,7 +207,6 @@ export class Worker {
       return
     }
     this.#work.push({ priority: actor.priority, seq: this.#seq++, proxy, actor, state })
-    this.#pump()
   }
 
   #scheduleDelayed(state: ConsumerState): void {
