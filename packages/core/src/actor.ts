@@ -2,7 +2,7 @@ import type { Broker, EnqueueOptions } from './broker.ts'
 import { InvalidArgumentError } from './errors.ts'
 import { getBroker } from './global.ts'
 import type { Logger } from './logger.ts'
-import { Message, type MessageOptions } from './message.ts'
+import { Message } from './message.ts'
 import { validateQueueName } from './queue-names.ts'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the widest function type; argument types flow from it
@@ -183,7 +183,7 @@ export function actor(
     messageOptions: Record<string, unknown>,
   ): Message => {
     normalizeCallbacks(messageOptions)
-    return new Message({ queueName, actorName, args, kwargs: kwargs ?? {}, options: messageOptions as MessageOptions })
+    return new Message({ queueName, actorName, args, kwargs: kwargs ?? {}, options: messageOptions })
   }
   const splitInput = (input: {
     args?: unknown[]
@@ -215,7 +215,7 @@ export function actor(
       const enqueueOptions: EnqueueOptions = {}
       if (delay !== undefined && delay !== null) {
         if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0) {
-          throw new InvalidArgumentError(`delay must be a non-negative number of milliseconds, got ${String(delay)}`)
+          throw new InvalidArgumentError(`delay must be a non-negative number of milliseconds, got ${JSON.stringify(delay) ?? typeof delay}`)
         }
         enqueueOptions.delay = delay
       }

@@ -83,7 +83,7 @@ export function optionsToWire(options: Record<string, unknown>): Record<string, 
     if (value === undefined) continue
     if (key === 'pipeTarget' && isFields(value)) entries.push(['pipe_target', fieldsToWire(value)])
     else if (key === 'groupCompletionCallbacks' && Array.isArray(value))
-      entries.push(['group_completion_callbacks', value.map((m) => (isFields(m) ? fieldsToWire(m) : m))])
+      entries.push(['group_completion_callbacks', (value as unknown[]).map((m) => (isFields(m) ? fieldsToWire(m) : m))])
     else entries.push([TO_WIRE.get(key) ?? key, value])
   }
   // fromEntries defines own properties, so a "__proto__" key stays plain data.

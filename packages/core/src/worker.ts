@@ -311,7 +311,7 @@ export class Worker {
         },
         (error: unknown) => {
           signal.removeEventListener('abort', onAbort)
-          reject(error as Error)
+          reject(error)  // eslint-disable-line @typescript-eslint/prefer-promise-reject-errors -- rethrow exactly what the actor threw
         },
       )
     })
@@ -407,7 +407,7 @@ export class Worker {
       state.stopSignal.abort()
       if (state.delayTimer) clearTimeout(state.delayTimer)
     }
-    await Promise.all([...this.#consumers.values()].map((s) => s.loop))
+    await Promise.all([...this.#consumers.values()].map((s) => s.loop ?? Promise.resolve()))
 
     // 2. In-flight messages finish (or the timeout passes).
     const deadline = Date.now() + timeout

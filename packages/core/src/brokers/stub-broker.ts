@@ -7,7 +7,7 @@ import {
   type JoinOptions,
   type ReceiveOptions,
 } from '../broker.ts'
-import { DecodeError, QueueJoinTimeoutError, QueueNotFoundError } from '../errors.ts'
+import { DecodeError, QueueJoinTimeoutError, QueueNotFoundError, errorMessage } from '../errors.ts'
 import type { BrokerPlugin } from '../global.ts'
 import { Notifier } from '../notifier.ts'
 import { errorMeta } from '../logger.ts'
@@ -150,7 +150,10 @@ export class StubBroker extends Broker {
     if (options.failFast ?? this.failFastDefault) {
       const dead = [...(this.deadLettersByQueue.get(canonical) ?? []), ...(this.deadLettersByQueue.get(dqName(canonical)) ?? [])]
       const first = dead[0]
-      if (first) throw first.exception ?? new Error('Message failed with unknown error')
+      if (first) {
+        if (first.exception instanceof Error) throw first.exception
+        throw new Error(`Message failed with ${first.exception === undefined ? 'unknown error' : errorMessage(first.exception)}`)
+      }
     }
   }
 

@@ -66,7 +66,7 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
     async function setup(middleware: Middleware[] = []): Promise<{
       broker: Broker
       queueName: string
-      startWorker(opts?: WorkerOptions): Promise<Worker>
+      startWorker: (opts?: WorkerOptions) => Promise<Worker>
     }> {
       const broker = await options.createBroker({ middleware })
       const entry = { broker, workers: [] as Worker[] }
@@ -75,7 +75,7 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
       return {
         broker,
         queueName,
-        async startWorker(opts: WorkerOptions = {}) {
+        startWorker: async (opts: WorkerOptions = {}) => {
           const worker = new Worker(broker, { workerTimeout: 100, ...opts })
           entry.workers.push(worker)
           await worker.start()
