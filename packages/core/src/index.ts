@@ -34,8 +34,7 @@ export type { BrokerPlugin } from './global.ts'
 export { Worker } from './worker.ts'
 export type { WorkerOptions, WorkerStats, WorkerStopOptions } from './worker.ts'
 
-// Middleware
-export { defaultMiddleware } from './middleware/default.ts'
+// Middleware contract
 export type { HookName, Middleware, MiddlewareClass, ProcessOutcome } from './middleware/middleware.ts'
 
 // Middleware (default stack and optional), results, composition and rate limits

@@ -159,6 +159,18 @@ export class StubBroker extends Broker {
 
   override async close(): Promise<void> {}
 
+  /**
+   * The bytes dead-lettered from a canonical queue (and its delay queue), undecodable payloads
+   * included: what was last written to the queue, as a real broker's dead-letter queue holds it.
+   */
+  deadLetteredBodies(queueName: string): Uint8Array[] {
+    const canonical = qName(queueName)
+    const proxies = [...(this.deadLettersByQueue.get(canonical) ?? []), ...(this.deadLettersByQueue.get(dqName(canonical)) ?? [])]
+    const bodies = proxies.map((p) => (p instanceof StubMessageProxy ? p.body : p.message.encode(this.encoder)))
+    for (const r of this.rejected) if (qName(r.queueName) === canonical) bodies.push(r.body)
+    return bodies
+  }
+
   /** @internal used by StubConsumer */
   deadLetter(queueName: string, proxy: MessageProxy): void {
     let list = this.deadLettersByQueue.get(queueName)

@@ -2,7 +2,11 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { actor } from '../actor.ts'
 import type { Broker } from '../broker.ts'
 import { Message } from '../message.ts'
+import { defaultMiddleware } from '../middleware/default.ts'
 import type { Middleware } from '../middleware/middleware.ts'
+import { Results } from '../middleware/results.ts'
+import { StubResultBackend } from '../results/stub.ts'
+import { ResultFailureError } from '../errors.ts'
 import { dqName } from '../queue-names.ts'
 import { Worker, type WorkerOptions } from '../worker.ts'
 import { Ledger, deferred, uniqueQueueName, waitFor } from './helpers.ts'
@@ -284,6 +288,67 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
       await ledger.waitForTotal(6, t(10_000))
       expect([...ledger.counts.keys()].sort()).toEqual([0, 1, 2, 3, 4, 5])
       expect(ledger.duplicates).toEqual([])
+    })
+
+    it('retries a failing message through the delay queue, keeping its id and timestamp', async () => {
+      const { broker, queueName, startWorker } = await setup(defaultMiddleware())
+      const attempts: Array<{ id: string; ts: number; retries: unknown }> = []
+      const done = deferred()
+      const flaky = actor('flaky', () => {
+        const current = attempts.length
+        if (current < 3) throw new Error(`attempt ${current} failed`)
+        done.resolve()
+      }, { broker, queueName, maxRetries: 5, minBackoff: 10, maxBackoff: 50 })
+      broker.addMiddleware({
+        beforeProcessMessage: (_b, m) => {
+          attempts.push({ id: m.messageId, ts: m.messageTimestamp, retries: m.options.retries })
+        },
+      })
+      const sent = await flaky.send()
+      await startWorker()
+      await done.promise
+      await broker.join(queueName, { timeout: t(10_000) })
+      expect(attempts.map((a) => a.retries)).toEqual([undefined, 1, 2])
+      expect(new Set(attempts.map((a) => a.id))).toEqual(new Set([sent.messageId]))
+      expect(new Set(attempts.map((a) => a.ts))).toEqual(new Set([sent.messageTimestamp]))
+      expect(await options.deadLetters(broker, queueName)).toEqual([])
+    })
+
+    it('dead-letters a message once its retries are exhausted (maxRetries + 1 attempts)', async () => {
+      const { broker, queueName, startWorker } = await setup(defaultMiddleware())
+      let attempts = 0
+      const doomed = actor('doomed', () => {
+        attempts++
+        throw new Error('always fails')
+      }, { broker, queueName, maxRetries: 2, minBackoff: 10, maxBackoff: 20 })
+      const sent = await doomed.send()
+      await startWorker()
+      await waitFor(async () => (await options.deadLetters(broker, queueName)).length === 1, {
+        timeout: t(10_000),
+        message: 'the dead letter',
+      })
+      expect(attempts).toBe(3)
+      const [body] = await options.deadLetters(broker, queueName)
+      const wire = decodeBody(body as Uint8Array)
+      expect(wire?.['message_id']).toBe(sent.messageId)
+      expect((wire?.['options'] as Record<string, unknown>)['retries']).toBe(2)
+    })
+
+    it('round-trips results and failures through a result backend', async () => {
+      const backend = new StubResultBackend()
+      const { broker, queueName, startWorker } = await setup([...defaultMiddleware(), new Results({ backend, storeResults: true })])
+      const add = actor('add', (x: number, y: number) => x + y, { broker, queueName })
+      const fail = actor('fail', () => {
+        throw new TypeError('bad input')
+      }, { broker, queueName, maxRetries: 0 })
+      await startWorker()
+      const ok = await add.send(20, 22)
+      expect(await ok.getResult({ backend, block: true, timeout: t(5000) })).toBe(42)
+      const bad = await fail.send()
+      const error = await bad.getResult({ backend, block: true, timeout: t(5000) }).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(ResultFailureError)
+      expect((error as ResultFailureError).origExcType).toBe('TypeError')
+      expect((error as ResultFailureError).origExcMsg).toBe('bad input')
     })
 
     it('stop() returns held delayed messages to the delay queue', async () => {
