@@ -258,6 +258,12 @@ export abstract class Broker {
   /** Wait until a queue (and its delay queue) has no pending work. Meant for tests. */
   abstract join(queueName: string, options?: JoinOptions): Promise<void>
 
+  /**
+   * Open connections now and fail fast with a `BrokerConnectionError` if the server cannot be
+   * reached. Brokers otherwise connect lazily; the CLI calls this at boot (exit code 3).
+   */
+  async connect(): Promise<void> {}
+
   /** Release connections. */
   abstract close(): Promise<void>
 

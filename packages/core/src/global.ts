@@ -47,7 +47,12 @@ function loadPlugin(pkg: string): BrokerPlugin | undefined {
       }
     } catch (error) {
       const code = (error as { code?: string }).code
-      if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND' && code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED') throw error
+      if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') continue
+      throw new ConfigurationError(
+        `${pkg} is installed but could not be loaded (${(error as Error).message}). ` +
+          `Import it yourself and call setBroker(), or check that it matches @tq/core's version.`,
+        { cause: error },
+      )
     }
   }
   return undefined

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto'
 import { getEncoder, type Encoder } from './encoder.ts'
 import { fieldsFromWire, fieldsToWire, type MessageFields, type WireMessage } from './wire.ts'
 import type { ResultBackend } from './results/backend.ts'
-import { getBroker } from './global.ts'
 
 /**
  * Options a message can carry. Broker, Retries, Pipelines and group fields are listed; any
@@ -131,7 +130,9 @@ export class Message<R = unknown> implements MessageFields {
 
   /** Read this message's result from a result backend. */
   async getResult(options: GetResultOptions = {}): Promise<R> {
-    const backend = options.backend ?? getBroker().getResultBackend()
+    // Loaded here, not at the top: global.ts imports StubBroker, which needs the Broker class,
+    // whose default middleware need Message — a static import would make that a cycle.
+    const backend = options.backend ?? (await import('./global.ts')).getBroker().getResultBackend()
     return (await backend.getResult(this, options)) as R
   }
 

@@ -128,7 +128,7 @@ export class Worker {
     }
     this.broker.addMiddleware(this.#hook)
     await this.broker.emitAfter('afterWorkerBoot', this)
-    this.logger.info('Worker started', { queues: this.consumedQueues, concurrency: this.concurrency })
+    this.logger.debug('Worker started', { queues: this.consumedQueues, concurrency: this.concurrency })
   }
 
   #addConsumer(queueName: string): void {
@@ -397,7 +397,7 @@ export class Worker {
     if (!this.#started || this.#stopping) return
     const timeout = options.timeout ?? 600_000
     this.#stopping = true
-    this.logger.info('Worker stopping', { inFlight: this.#inFlight.size, queued: this.#work.size })
+    this.logger.debug('Worker stopping', { inFlight: this.#inFlight.size, queued: this.#work.size })
     await this.broker.emitBefore('beforeWorkerShutdown', this)
     if (this.#hook) this.broker.removeMiddleware(this.#hook)
 
@@ -451,7 +451,7 @@ export class Worker {
     this.#consumers.clear()
     this.#changed.notify()
     await this.broker.emitAfter('afterWorkerShutdown', this)
-    this.logger.info('Worker stopped', { ...this.#stats })
+    this.logger.debug('Worker stopped', { ...this.#stats })
   }
 }
 

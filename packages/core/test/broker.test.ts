@@ -201,7 +201,11 @@ describe('getBroker / setBroker / createBroker', () => {
     }
     if (error !== undefined) {
       expect(error).toBeInstanceOf(ConfigurationError)
-      expect((error as Error).message).toMatch(/setBroker.*TQ_BROKER_URL.*@tq\/rabbitmq or @tq\/redis/)
+      // Either nothing is installed, or (under vitest's source condition) an adapter resolved to
+      // TypeScript that require() cannot load: both say what to do.
+      expect((error as Error).message).toMatch(
+        /setBroker.*TQ_BROKER_URL.*@tq\/rabbitmq or @tq\/redis|installed but could not be loaded.*setBroker/,
+      )
     }
   })
 })

@@ -5,7 +5,7 @@ export type LogFormat = (typeof LogFormat)[keyof typeof LogFormat]
 
 export interface CliLoggerOptions {
   format: LogFormat
-  /** Debug entries (and, in pretty format, error stacks) are written only when verbose. */
+  /** Write debug entries too; in pretty format, also the stack of a non-error entry's `err`. */
   verbose: boolean
   /** Where each formatted line goes (a trailing newline is included). Default: stderr. */
   write?: (line: string) => void
@@ -15,12 +15,16 @@ export interface CliLoggerOptions {
 
 /**
  * The logger the CLI writes through. `pretty`: one human line per entry
- * (`<time> <LEVEL> <process>[<pid>] <component>: <msg> key=value …`). `json`: one JSON object
+ * (`<time> <LEVEL> <process>[<pid>] <component>: <msg> key=value …`), followed by the indented
+ * stack of the entry's `err` for errors (for every level when verbose). `json`: one JSON object
  * per line with `level`, `time`, `msg` and `meta`.
  */
 export function createCliLogger(options: CliLoggerOptions): Logger {
   const write = options.write ?? ((line: string) => void process.stderr.write(line))
-  const format = options.format === LogFormat.JSON ? formatJson : (e: LogEntry, t: Date) => formatPretty(e, t, options.verbose)
+  const format =
+    options.format === LogFormat.JSON
+      ? formatJson
+      : (e: LogEntry, t: Date) => formatPretty(e, t, options.verbose || e.level === 'error')
   return createLogger((entry) => write(format(entry, new Date())), {
     level: options.verbose ? 'debug' : 'info',
     bindings: options.bindings ?? {},
@@ -57,7 +61,8 @@ export function formatPretty(entry: LogEntry, time: Date, withStack = false): st
 
 function formatValue(value: unknown): string {
   if (typeof value === 'string') return quote(value)
-  if (Array.isArray(value) && value.every((v) => typeof v === 'string' && !/[\s,"]/.test(v))) return value.join(',') || '[]'
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string' && !/[\s,"]/.test(v)))
+    return value.join(',') || '[]'
   if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value)
   return safeStringify(value)
 }

@@ -3,7 +3,6 @@ import { Message } from '../message.ts'
 import type { MessageProxy } from '../message-proxy.ts'
 import type { RateLimiterBackend } from '../rate-limits/backend.ts'
 import { Barrier } from '../rate-limits/barrier.ts'
-import type { MessageFields } from '../wire.ts'
 import type { Middleware, ProcessOutcome } from './middleware.ts'
 
 export interface GroupCallbacksOptions {
@@ -43,6 +42,6 @@ export class GroupCallbacks implements Middleware {
       messageId: proxy.messageId,
       callbacks: callbacks.length,
     })
-    for (const fields of callbacks as MessageFields[]) await broker.enqueue(Message.fromFields(fields))
+    for (const fields of callbacks) await broker.enqueue(Message.fromFields(fields))
   }
 }

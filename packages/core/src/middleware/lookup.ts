@@ -21,7 +21,7 @@ export function truthy(value: unknown): boolean {
 }
 
 function actorOptions(actor: AnyActor | undefined): Options {
-  return (actor?.options ?? {}) as Options
+  return actor?.options ?? {}
 }
 
 /** `message.options.get(x) or actor.options.get(x, default)` */

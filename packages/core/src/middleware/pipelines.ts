@@ -1,5 +1,5 @@
 import type { Broker, EnqueueOptions } from '../broker.ts'
-import type { Message } from '../message.ts'
+import { Message } from '../message.ts'
 import type { MessageProxy } from '../message-proxy.ts'
 import type { MessageFields } from '../wire.ts'
 import { truthy } from './lookup.ts'
@@ -15,17 +15,17 @@ function isFields(value: unknown): value is MessageFields {
   return typeof value === 'object' && value !== null && typeof (value as { actorName?: unknown }).actorName === 'string'
 }
 
-// Loaded on first use: message.ts → global.ts → stub-broker.ts → broker.ts → default.ts is a
-// cycle, and a static import here would make `import './broker.ts'` fail when it comes first.
-let messageModule: typeof import('../message.ts') | undefined
-
 /** The next step of a pipeline, from the `pipeTarget` option (camelCase fields, or a wire dict). */
 async function nextStep(target: unknown): Promise<Message | undefined> {
   if (target === undefined || target === null) return undefined
-  const { Message } = (messageModule ??= await import('../message.ts'))
   if (isFields(target)) {
     // A fresh message, so the in-flight message's options are not shared with the next step.
-    return Message.fromFields({ ...target, args: [...target.args], kwargs: { ...target.kwargs }, options: { ...target.options } })
+    return Message.fromFields({
+      ...target,
+      args: [...target.args],
+      kwargs: { ...target.kwargs },
+      options: { ...target.options },
+    })
   }
   return Message.fromWire(target)
 }

@@ -97,7 +97,9 @@ export class Retries implements Middleware {
 
     const throws = orLookup(options, actor, 'throws', undefined)
     if (truthy(throws) && isOneOf(error, errorClasses(throws))) {
-      logger.info(`Not retrying ${proxy.toString()}: it threw an error listed in throws`, { messageId: proxy.messageId })
+      logger.info(`Not retrying ${proxy.toString()}: it threw an error listed in throws`, {
+        messageId: proxy.messageId,
+      })
       proxy.fail()
       return
     }
@@ -132,7 +134,11 @@ export class Retries implements Middleware {
         maxBackoff: Math.min(maxBackoff, DEFAULT_MAX_BACKOFF),
       })
     }
-    logger.info(`Retrying ${proxy.toString()} in ${delay} ms`, { messageId: proxy.messageId, retries: retries + 1, delay })
+    logger.info(`Retrying ${proxy.toString()} in ${delay} ms`, {
+      messageId: proxy.messageId,
+      retries: retries + 1,
+      delay,
+    })
     try {
       await broker.enqueue(proxy.message, { delay })
     } catch (enqueueError) {

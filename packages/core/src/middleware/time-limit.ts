@@ -48,19 +48,24 @@ export class TimeLimit implements Middleware {
 
   #arm(broker: Broker, proxy: MessageProxy, deadline: number, limit: number): void {
     const remaining = Math.max(0, deadline - performance.now())
-    const timer = setTimeout(() => {
-      if (performance.now() < deadline) {
-        this.#arm(broker, proxy, deadline, limit)
-        return
-      }
-      this.#timers.delete(proxy)
-      broker.logger.child({ component: 'time-limit' }).warn(`Time limit of ${limit} ms exceeded by ${proxy.toString()}`, {
-        messageId: proxy.messageId,
-        actor: proxy.actorName,
-        timeLimit: limit,
-      })
-      proxy.abort(new TimeLimitExceededError(`Time limit of ${limit} ms exceeded by ${proxy.actorName}`))
-    }, Math.min(remaining, MAX_TIMER))
+    const timer = setTimeout(
+      () => {
+        if (performance.now() < deadline) {
+          this.#arm(broker, proxy, deadline, limit)
+          return
+        }
+        this.#timers.delete(proxy)
+        broker.logger
+          .child({ component: 'time-limit' })
+          .warn(`Time limit of ${limit} ms exceeded by ${proxy.toString()}`, {
+            messageId: proxy.messageId,
+            actor: proxy.actorName,
+            timeLimit: limit,
+          })
+        proxy.abort(new TimeLimitExceededError(`Time limit of ${limit} ms exceeded by ${proxy.actorName}`))
+      },
+      Math.min(remaining, MAX_TIMER),
+    )
     timer.unref()
     this.#timers.set(proxy, timer)
   }

@@ -1,0 +1,39 @@
+import type { LogFormat } from './log.ts'
+
+/** Everything `tq worker` was asked to do, after parsing and defaults. */
+export interface WorkerCommandConfig {
+  /** Modules to import, as given (files or package names). */
+  modules: string[]
+  processes: number
+  concurrency: number
+  /** Canonical queue names to consume; `undefined` for every declared queue. */
+  queues: string[] | undefined
+  /** Absolute directories modules are looked up in, in order. */
+  paths: string[]
+  /** Absolute directory to watch for reloads. */
+  watch: string | undefined
+  workerShutdownTimeout: number
+  workerTimeout: number
+  logFormat: LogFormat
+  verbose: boolean
+}
+
+/** What a worker process gets from the supervisor (in the `TQ_CLI_CHILD` environment variable). */
+export interface WorkerProcessConfig extends WorkerCommandConfig {
+  /** 1-based slot number, stable across restarts. */
+  index: number
+}
+
+/** The environment variable that turns `bin.js` into a worker process. */
+export const CHILD_ENV = 'TQ_CLI_CHILD'
+
+/** Messages a worker process sends its supervisor over the IPC channel. */
+export type ChildMessage =
+  { type: 'hello' } | { type: 'ready'; queues: string[] } | { type: 'bootError'; code: number; message: string }
+
+/** Messages the supervisor sends a worker process. */
+export type SupervisorMessage = { type: 'stop' } | { type: 'kill' }
+
+export function isMessage<T extends { type: string }>(value: unknown): value is T {
+  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string'
+}

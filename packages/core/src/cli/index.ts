@@ -1,0 +1,110 @@
+import { fileURLToPath } from 'node:url'
+import type { Logger } from '../logger.ts'
+import { CHILD_ENV, type WorkerCommandConfig, type WorkerProcessConfig } from './config.ts'
+import { ExitCode } from './exit-codes.ts'
+import { createCliLogger } from './log.ts'
+import { cliVersion, parseAndRun } from './program.ts'
+import { Supervisor, type RestartPolicy } from './supervisor.ts'
+import { runWorkerProcess } from './worker-process.ts'
+
+export { CHILD_ENV } from './config.ts'
+export type { WorkerCommandConfig, WorkerProcessConfig } from './config.ts'
+export { EXIT_CODE_HELP, ExitCode } from './exit-codes.ts'
+export { LogFormat, createCliLogger, formatJson, formatPretty } from './log.ts'
+export type { CliLoggerOptions } from './log.ts'
+export { resolveModule } from './modules.ts'
+export { buildProgram, cliVersion } from './program.ts'
+export { Supervisor } from './supervisor.ts'
+export type { RestartPolicy, SupervisorOptions } from './supervisor.ts'
+export { watchTree } from './watch.ts'
+export type { TreeWatcher, TreeWatcherOptions } from './watch.ts'
+export { runWorkerProcess } from './worker-process.ts'
+
+export interface RunCliOptions {
+  /** Help and version text (default stdout). */
+  stdout?: (text: string) => void
+  /** Argument errors and log lines (default stderr). */
+  stderr?: (text: string) => void
+  /** The script worker processes run (default: this package's `tq` bin). */
+  binPath?: string
+  /** Node flags for worker processes (default `process.execArgv`). */
+  execArgv?: readonly string[]
+  env?: NodeJS.ProcessEnv
+  cwd?: string
+  restart?: RestartPolicy
+  /** Stop on SIGTERM/SIGINT and reload on SIGHUP sent to this process (default true). */
+  handleSignals?: boolean
+}
+
+/** The bin next to this module: `bin.ts` when running from source, `bin.js` when built. */
+function defaultBinPath(): string {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
+  return fileURLToPath(new URL(`./bin${ext}`, import.meta.url))
+}
+
+async function superviseWorkers(config: WorkerCommandConfig, options: RunCliOptions): Promise<number> {
+  const logger: Logger = createCliLogger({
+    format: config.logFormat,
+    verbose: config.verbose,
+    ...(options.stderr ? { write: options.stderr } : {}),
+    bindings: { process: 'supervisor', pid: process.pid },
+  })
+  const supervisor = new Supervisor({
+    config,
+    logger,
+    version: cliVersion(),
+    binPath: options.binPath ?? defaultBinPath(),
+    ...(options.execArgv ? { execArgv: options.execArgv } : {}),
+    ...(options.env ? { env: options.env } : {}),
+    ...(options.restart ? { restart: options.restart } : {}),
+  })
+  if (options.handleSignals === false) return supervisor.run()
+  const onTerm = (): void => supervisor.stop('SIGTERM')
+  const onInt = (): void => supervisor.stop('SIGINT')
+  const onHup = (): void => supervisor.reload('SIGHUP')
+  process.on('SIGTERM', onTerm)
+  process.on('SIGINT', onInt)
+  process.on('SIGHUP', onHup)
+  try {
+    return await supervisor.run()
+  } finally {
+    process.off('SIGTERM', onTerm)
+    process.off('SIGINT', onInt)
+    process.off('SIGHUP', onHup)
+  }
+}
+
+/**
+ * Run the `tq` command line with `argv` (the arguments after `tq`). Resolves with the exit code:
+ * 0 clean shutdown, 1 unclean, 2 bad arguments or a module failed to import, 3 broker
+ * connection failed at startup.
+ */
+export async function runCli(argv: readonly string[], options: RunCliOptions = {}): Promise<number> {
+  const writeOut = options.stdout ?? ((text: string) => void process.stdout.write(text))
+  const writeErr = options.stderr ?? ((text: string) => void process.stderr.write(text))
+  return parseAndRun(argv, {
+    writeOut,
+    writeErr,
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+    runWorker: (config) => superviseWorkers(config, options),
+  })
+}
+
+/** The bin's entry: a worker process when started by the supervisor, else the command line. */
+export async function main(): Promise<void> {
+  const childConfig = process.env[CHILD_ENV]
+  if (childConfig !== undefined) {
+    // Not inherited by anything the user's code spawns.
+    delete process.env[CHILD_ENV]
+    await runWorkerProcess(JSON.parse(childConfig) as WorkerProcessConfig)
+    return
+  }
+  let code: number
+  try {
+    code = await runCli(process.argv.slice(2))
+  } catch (error) {
+    console.error(error)
+    code = ExitCode.UNCLEAN
+  }
+  process.exit(code)
+}

@@ -1,0 +1,177 @@
+import { readFileSync, statSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { resolve } from 'node:path'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { errorMessage } from '../errors.ts'
+import { validateQueueName } from '../queue-names.ts'
+import type { WorkerCommandConfig } from './config.ts'
+import { EXIT_CODE_HELP, ExitCode } from './exit-codes.ts'
+import { LogFormat } from './log.ts'
+import { isPathLike, resolveModule } from './modules.ts'
+
+/** The version of @tq/core (this file sits two levels under the package root, in src/ and in dist/). */
+export function cliVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: unknown
+    }
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0'
+  } catch {
+    return '0.0.0'
+  }
+}
+
+const SIGNAL_HELP = `Signals:
+  SIGTERM, SIGINT  stop gracefully: running messages finish (up to --worker-shutdown-timeout),
+                   received ones go back to the broker; a second signal exits at once (code 1)
+  SIGHUP           restart every worker process gracefully (reload the code)`
+
+function integer(min: number, what: string) {
+  return (value: string): number => {
+    const n = Number(value)
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`${what} must be an integer >= ${min}.`)
+    }
+    return n
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory()
+  } catch {
+    return false
+  }
+}
+
+interface WorkerOptionsParsed {
+  processes: number
+  concurrency: number
+  queues?: string[]
+  path?: string[]
+  watch?: string
+  workerShutdownTimeout: number
+  workerTimeout: number
+  logFormat: LogFormat
+  verbose?: boolean
+}
+
+export interface ProgramIo {
+  writeOut: (text: string) => void
+  writeErr: (text: string) => void
+  /** Runs `tq worker` once the arguments are valid; resolves with the exit code. */
+  runWorker: (config: WorkerCommandConfig) => Promise<number>
+  /** Base for relative `--path` and `--watch` directories (default `process.cwd()`). */
+  cwd?: string
+}
+
+/** Build the `tq` commander program. Parse errors throw `CommanderError` (exitOverride). */
+export function buildProgram(io: ProgramIo, result: { code: number }): Command {
+  const cwd = io.cwd ?? process.cwd()
+  const program = new Command('tq')
+    .description('tq: background tasks for TypeScript, the Dramatiq way.')
+    .version(cliVersion(), '-V, --version', 'print the version and exit')
+    .helpOption('-h, --help', 'show help')
+    .exitOverride()
+    .configureOutput({ writeOut: io.writeOut, writeErr: io.writeErr })
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `\n${EXIT_CODE_HELP}\n`)
+
+  program
+    .command('worker')
+    .description('Run worker processes that consume messages and run actors.')
+    .argument(
+      '<modules...>',
+      'modules to import: files (./tasks.ts, dist/app.js, tasks) or package names; they declare actors and set the broker',
+    )
+    .addOption(
+      new Option('-p, --processes <n>', 'worker processes to run')
+        .argParser(integer(1, '--processes'))
+        .default(availableParallelism(), 'the number of CPUs'),
+    )
+    .addOption(
+      new Option('-c, --concurrency <n>', 'messages each process runs at once')
+        .argParser(integer(1, '--concurrency'))
+        .default(8),
+    )
+    .addOption(new Option('-Q, --queues <names...>', 'consume only these queues (default: every declared queue)'))
+    .addOption(
+      new Option(
+        '-P, --path <dirs...>',
+        'directories to look up modules in, in order (default: the current directory)',
+      ),
+    )
+    .addOption(
+      new Option('--watch <dir>', 'restart the worker processes when a source file under <dir> changes (development)'),
+    )
+    .addOption(
+      new Option('--worker-shutdown-timeout <ms>', 'how long running messages may take to finish on shutdown')
+        .argParser(integer(0, '--worker-shutdown-timeout'))
+        .default(600_000),
+    )
+    .addOption(
+      new Option('--worker-timeout <ms>', 'how long a consumer waits for a message before checking for shutdown')
+        .argParser(integer(1, '--worker-timeout'))
+        .default(1000),
+    )
+    .addOption(
+      new Option('--log-format <format>', 'log line format')
+        .choices([LogFormat.PRETTY, LogFormat.JSON])
+        .default(LogFormat.PRETTY),
+    )
+    .addOption(new Option('-v, --verbose', 'also log debug entries'))
+    .addHelpText(
+      'after',
+      `\n${SIGNAL_HELP}\n\n${EXIT_CODE_HELP}\n\nOptions that take several values (--queues, --path) stop at the next option; put modules first or end the list with --.\n`,
+    )
+    .action(async (modules: string[], opts: WorkerOptionsParsed, command: Command) => {
+      const fail = (message: string): never =>
+        command.error(`error: ${message}`, { exitCode: ExitCode.USAGE, code: 'tq.invalidArgument' })
+      for (const queue of opts.queues ?? []) {
+        try {
+          validateQueueName(queue)
+        } catch (error) {
+          fail(errorMessage(error))
+        }
+      }
+      const paths = (opts.path ?? [cwd]).map((p) => resolve(cwd, p))
+      for (const dir of paths) if (!isDirectory(dir)) fail(`--path ${dir} is not a directory`)
+      const watch = opts.watch === undefined ? undefined : resolve(cwd, opts.watch)
+      if (watch !== undefined && !isDirectory(watch)) fail(`--watch ${watch} is not a directory`)
+      // Files are checked here; package names are resolved by the worker processes (which resolve as ESM).
+      for (const spec of modules) {
+        if (!isPathLike(spec)) continue
+        try {
+          resolveModule(spec, paths)
+        } catch (error) {
+          fail(errorMessage(error))
+        }
+      }
+      result.code = await io.runWorker({
+        modules,
+        processes: opts.processes,
+        concurrency: opts.concurrency,
+        queues: opts.queues,
+        paths,
+        watch,
+        workerShutdownTimeout: opts.workerShutdownTimeout,
+        workerTimeout: opts.workerTimeout,
+        logFormat: opts.logFormat,
+        verbose: opts.verbose === true,
+      })
+    })
+  return program
+}
+
+/** Parse `argv` (without `node` and the script) and run the command; resolves with the exit code. */
+export async function parseAndRun(argv: readonly string[], io: ProgramIo): Promise<number> {
+  const result = { code: ExitCode.OK as number }
+  const program = buildProgram(io, result)
+  try {
+    await program.parseAsync([...argv], { from: 'user' })
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE
+    throw error
+  }
+  return result.code
+}

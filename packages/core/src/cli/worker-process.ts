@@ -1,0 +1,223 @@
+import type { Broker } from '../broker.ts'
+import { StubBroker } from '../brokers/stub-broker.ts'
+import { BrokerConnectionError, ConfigurationError, errorMessage } from '../errors.ts'
+import { getBroker } from '../global.ts'
+import { errorMeta, noopLogger } from '../logger.ts'
+import { isDelayQueue } from '../queue-names.ts'
+import { Worker } from '../worker.ts'
+import { isMessage, type ChildMessage, type SupervisorMessage, type WorkerProcessConfig } from './config.ts'
+import { ExitCode } from './exit-codes.ts'
+import { createCliLogger } from './log.ts'
+import { resolveModule } from './modules.ts'
+
+/** How long to wait for the supervisor to take a message before exiting anyway. */
+const SEND_TIMEOUT = 1000
+
+class BootFailure extends Error {
+  readonly exitCode: number
+  readonly error: unknown
+  constructor(exitCode: number, message: string, error: unknown) {
+    super(message)
+    this.exitCode = exitCode
+    this.error = error
+  }
+}
+
+/** Exit code for an error thrown while booting: a broker that cannot connect is 3, the rest 2. */
+function bootExitCode(error: unknown): number {
+  return error instanceof BrokerConnectionError ? ExitCode.BROKER_CONNECTION : ExitCode.USAGE
+}
+
+export interface WorkerProcessIo {
+  /** Where log lines go (default stderr). */
+  write?: (line: string) => void
+  /** Replaces `process.exit` (tests). */
+  exit?: (code: number) => void
+}
+
+/**
+ * The body of one worker process: import the user's modules, find the broker, emit
+ * `afterProcessBoot`, run a `Worker` until told to stop, then stop it gracefully, emit
+ * `beforeProcessShutdown`, close the broker and exit.
+ *
+ * Stop requests: SIGTERM or a `stop` message from the supervisor start a graceful stop; a
+ * second SIGTERM or a `kill` message exits at once with code 1. SIGINT and SIGHUP are ignored
+ * (the supervisor handles them for the whole group). If the supervisor goes away, the process
+ * stops gracefully.
+ */
+export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerProcessIo = {}): Promise<void> {
+  const write = io.write ?? ((line: string) => void process.stderr.write(line))
+  const exit = io.exit ?? ((code: number) => process.exit(code))
+  const logger = createCliLogger({
+    format: config.logFormat,
+    verbose: config.verbose,
+    write,
+    bindings: { process: `worker-${config.index}`, pid: process.pid },
+  })
+
+  let broker: Broker | undefined
+  let worker: Worker | undefined
+  let booted = false
+  let stopReason: string | undefined
+  let stopping = false
+  let sigterms = 0
+
+  const send = (message: ChildMessage): Promise<void> =>
+    new Promise((resolve) => {
+      if (!process.send || !process.connected) return resolve()
+      const timer = setTimeout(resolve, SEND_TIMEOUT)
+      process.send(message, undefined, {}, () => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+
+  const shutdown = async (): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    logger.debug('Stopping', { reason: stopReason })
+    let code: number = ExitCode.OK
+    try {
+      if (worker) await worker.stop({ timeout: config.workerShutdownTimeout })
+    } catch (error) {
+      logger.error('Failed to stop the worker', errorMeta(error))
+      code = ExitCode.UNCLEAN
+    }
+    if (broker) {
+      await broker.emitBefore('beforeProcessShutdown')
+      try {
+        await broker.close()
+      } catch (error) {
+        logger.error('Failed to close the broker', errorMeta(error))
+        code = ExitCode.UNCLEAN
+      }
+    }
+    const stats = worker?.stats
+    logger.info('Worker process stopped', {
+      reason: stopReason,
+      processed: stats?.processed ?? 0,
+      failed: stats?.failed ?? 0,
+      skipped: stats?.skipped ?? 0,
+    })
+    exit(code)
+  }
+
+  const requestStop = (reason: string): void => {
+    if (stopReason !== undefined) return
+    stopReason = reason
+    // During boot the stop waits for the current step; boot checks `stopReason` between steps.
+    if (booted) void shutdown()
+  }
+
+  process.on('SIGINT', () => {})
+  process.on('SIGHUP', () => {})
+  process.on('SIGTERM', () => {
+    sigterms++
+    if (sigterms >= 2) {
+      logger.warn('Second SIGTERM: exiting without waiting for running messages')
+      exit(ExitCode.UNCLEAN)
+      return
+    }
+    requestStop('SIGTERM')
+  })
+  process.on('message', (message: unknown) => {
+    if (!isMessage<SupervisorMessage>(message)) return
+    if (message.type === 'stop') requestStop('supervisor')
+    else if (message.type === 'kill') {
+      logger.warn('Told to exit now: not waiting for running messages')
+      exit(ExitCode.UNCLEAN)
+    }
+  })
+  process.on('disconnect', () => requestStop('supervisor exited'))
+  process.on('uncaughtException', (error) => {
+    logger.error('Uncaught exception; exiting', errorMeta(error))
+    exit(ExitCode.UNCLEAN)
+  })
+  process.on('unhandledRejection', (reason) => {
+    logger.error('Unhandled promise rejection; exiting', errorMeta(reason))
+    exit(ExitCode.UNCLEAN)
+  })
+  await send({ type: 'hello' })
+
+  try {
+    for (const spec of config.modules) {
+      let url: string
+      try {
+        const resolved = resolveModule(spec, config.paths)
+        url = resolved.url
+        logger.debug('Importing module', { module: resolved.display })
+      } catch (error) {
+        throw new BootFailure(ExitCode.USAGE, errorMessage(error), undefined)
+      }
+      try {
+        await import(url)
+      } catch (error) {
+        throw new BootFailure(bootExitCode(error), `Failed to import ${spec}`, error)
+      }
+    }
+
+    try {
+      broker = getBroker()
+    } catch (error) {
+      if (error instanceof ConfigurationError) {
+        const hint =
+          'If a module does call setBroker(), it imports another copy of @tq/core than this tq binary: run the tq of your project (npx tq).'
+        throw new BootFailure(ExitCode.USAGE, `${errorMessage(error)} ${hint}`, undefined)
+      }
+      throw new BootFailure(bootExitCode(error), 'Could not create the broker', error)
+    }
+    // A broker without a logger of its own logs through the CLI's.
+    const ownLogger = broker.logger === noopLogger
+    if (ownLogger) broker.logger = logger.child({ component: 'broker' })
+
+    await broker.emitAfter('afterProcessBoot')
+    if (stopReason !== undefined) return await shutdown()
+
+    worker = new Worker(broker, {
+      concurrency: config.concurrency,
+      workerTimeout: config.workerTimeout,
+      ...(ownLogger ? { logger } : {}),
+      ...(config.queues ? { queues: config.queues } : {}),
+    })
+    try {
+      await broker.connect()
+      await worker.start()
+    } catch (error) {
+      if (error instanceof BrokerConnectionError)
+        throw new BootFailure(ExitCode.BROKER_CONNECTION, 'Could not connect to the broker', error)
+      throw error
+    }
+  } catch (error) {
+    if (!(error instanceof BootFailure)) {
+      // Not a configuration problem: a crash, which the supervisor retries with backoff.
+      logger.error('Worker process failed to start', errorMeta(error))
+      exit(ExitCode.UNCLEAN)
+      return
+    }
+    const cause = error.error
+    logger.error(error.message, cause === undefined ? {} : errorMeta(cause))
+    const message = cause === undefined ? error.message : `${error.message}: ${errorMessage(cause)}`
+    await send({ type: 'bootError', code: error.exitCode, message })
+    exit(error.exitCode)
+    return
+  }
+
+  if (broker instanceof StubBroker && config.processes > 1 && config.index === 1) {
+    logger.warn('StubBroker keeps messages in memory: each worker process has its own queues')
+  }
+  const declared = broker.getDeclaredQueues()
+  for (const queue of config.queues ?? []) {
+    if (!declared.has(queue))
+      logger.warn(`Queue ${queue} is not declared by any actor yet; it is consumed once it is`, { queue })
+  }
+  const queues = worker.consumedQueues.filter((q) => !isDelayQueue(q))
+  if (queues.length === 0) logger.warn('No queues to consume: did the modules declare any actors?')
+  logger.info('Worker process booted', {
+    broker: broker.constructor.name,
+    queues,
+    concurrency: worker.concurrency,
+  })
+  booted = true
+  await send({ type: 'ready', queues })
+  if (stopReason !== undefined) await shutdown()
+}
