@@ -14,7 +14,8 @@ export const broker = new StubBroker({
 })
 setBroker(broker)
 
-export const add = actor('add', (x: number, y: number) => x + y)
+// `y` is optional so a pipeline step can be built with one argument: the previous result is appended.
+export const add = actor('add', (x: number, y = 0) => x + y)
 
 export const greet = actor('greet', async (name: string) => {
   await new Promise((resolve) => setTimeout(resolve, 10))

@@ -5,8 +5,9 @@ import type { Logger } from './logger.ts'
 import { Message } from './message.ts'
 import { validateQueueName } from './queue-names.ts'
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the widest function type; argument types flow from it
-type AnyFn = (...args: any[]) => unknown
+// `never` parameters (not `any[]`): any function is assignable, and unannotated parameters with
+// defaults keep the type of their initializer instead of becoming `any`.
+type AnyFn = (...args: never) => unknown
 
 /** An error class, for `throws`. */
 export type ErrorClass = abstract new (...args: never[]) => Error
@@ -197,7 +198,7 @@ export function actor(
   }
 
   const callable = function (this: unknown, ...args: unknown[]): unknown {
-    return fn.apply(this, args)
+    return (fn as (...a: unknown[]) => unknown).apply(this, args)
   }
   const members = {
     fn,

@@ -271,7 +271,12 @@ export class ShutdownError extends TqError {
 
 /** The class name of an error as Dramatiq reports it (`ValueError`, `TypeError`, …). */
 export function errorTypeName(error: unknown): string {
-  if (error instanceof Error) return error.name || error.constructor.name || 'Error'
+  if (error instanceof Error) {
+    // A subclass that does not set `name` inherits "Error": its class name is what Dramatiq reports.
+    const ctor = error.constructor.name
+    if (error.name === 'Error' && ctor && ctor !== 'Error') return ctor
+    return error.name || ctor || 'Error'
+  }
   return typeof error
 }
 

@@ -28,6 +28,14 @@ describe('actor types', () => {
     expectTypeOf(greet.message('a').getResult()).resolves.toEqualTypeOf<{ greeting: string }>()
   })
 
+  it('infers unannotated default parameters from their initializer', () => {
+    const scaled = actor('scaled_types', (x: number, factor = 2) => x * factor, { broker })
+    expectTypeOf(scaled.send).parameters.toEqualTypeOf<[x: number, factor?: number]>()
+    expectTypeOf(scaled.message(1).getResult()).resolves.toEqualTypeOf<number>()
+    // @ts-expect-error factor is a number
+    void scaled.send(1, 'x')
+  })
+
   it('keeps the direct call signature', () => {
     expectTypeOf(add(1, 2)).toEqualTypeOf<number>()
     expectTypeOf(greet('a')).toEqualTypeOf<Promise<{ greeting: string }>>()

@@ -1,12 +1,6 @@
 import { createHash } from 'node:crypto'
 import { JSONEncoder, getEncoder, type Encoder } from '../encoder.ts'
-import {
-  ResultFailureError,
-  ResultMissingError,
-  ResultTimeoutError,
-  errorMessage,
-  errorTypeName,
-} from '../errors.ts'
+import { ResultFailureError, ResultMissingError, ResultTimeoutError, errorMessage, errorTypeName } from '../errors.ts'
 import { computeBackoff } from '../middleware/backoff.ts'
 import { sleep } from '../notifier.ts'
 import { qName } from '../queue-names.ts'
