@@ -1,12 +1,5 @@
 // The actors of the quickstart. Importing this module declares them on the broker it sets.
-import {
-  Results,
-  StubBroker,
-  StubResultBackend,
-  actor,
-  defaultMiddleware,
-  setBroker,
-} from '@tq/core'
+import { Results, StubBroker, StubResultBackend, actor, defaultMiddleware, setBroker } from '@tq/core'
 
 export const backend = new StubResultBackend()
 export const broker = new StubBroker({

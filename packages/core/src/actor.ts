@@ -216,7 +216,9 @@ export function actor(
       const enqueueOptions: EnqueueOptions = {}
       if (delay !== undefined && delay !== null) {
         if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0) {
-          throw new InvalidArgumentError(`delay must be a non-negative number of milliseconds, got ${JSON.stringify(delay) ?? typeof delay}`)
+          throw new InvalidArgumentError(
+            `delay must be a non-negative number of milliseconds, got ${JSON.stringify(delay) ?? typeof delay}`,
+          )
         }
         enqueueOptions.delay = delay
       }

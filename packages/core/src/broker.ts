@@ -186,7 +186,9 @@ export abstract class Broker {
   declareActor(actor: AnyActor): void {
     this.emitSync('beforeDeclareActor', 'before', actor)
     if (this.actors.has(actor.actorName) && this.actors.get(actor.actorName) !== actor) {
-      throw new InvalidArgumentError(`An actor named ${JSON.stringify(actor.actorName)} is already declared on this broker`)
+      throw new InvalidArgumentError(
+        `An actor named ${JSON.stringify(actor.actorName)} is already declared on this broker`,
+      )
     }
     this.declareQueue(actor.queueName)
     this.actors.set(actor.actorName, actor)

@@ -47,7 +47,8 @@ function loadPlugin(pkg: string): BrokerPlugin | undefined {
       }
     } catch (error) {
       const code = (error as { code?: string }).code
-      if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') continue
+      if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_PACKAGE_PATH_NOT_EXPORTED')
+        continue
       throw new ConfigurationError(
         `${pkg} is installed but could not be loaded (${(error as Error).message}). ` +
           `Import it yourself and call setBroker(), or check that it matches @tq/core's version.`,
@@ -64,7 +65,10 @@ function loadPlugin(pkg: string): BrokerPlugin | undefined {
  */
 export function createBroker(url: string): Broker {
   const match = /^([a-z][a-z0-9+.-]*):/i.exec(url)
-  if (!match) throw new ConfigurationError(`Broker URL ${JSON.stringify(redactUrl(url))} has no scheme (expected amqp://, redis://, sqs:// or stub://)`)
+  if (!match)
+    throw new ConfigurationError(
+      `Broker URL ${JSON.stringify(redactUrl(url))} has no scheme (expected amqp://, redis://, sqs:// or stub://)`,
+    )
   const scheme = (match[1] as string).toLowerCase()
   let plugin = scheme === 'stub' ? (plugins.get(scheme) ?? stubBrokerPlugin) : plugins.get(scheme)
   if (!plugin) {
@@ -73,7 +77,10 @@ export function createBroker(url: string): Broker {
     if (!plugin && pkg)
       throw new ConfigurationError(`Broker URL ${redactUrl(url)} needs ${pkg}: install it (npm install ${pkg})`)
   }
-  if (!plugin) throw new ConfigurationError(`No broker is registered for ${scheme}:// URLs (known: ${[...plugins.keys(), ...Object.keys(PACKAGE_BY_SCHEME)].join(', ')})`)
+  if (!plugin)
+    throw new ConfigurationError(
+      `No broker is registered for ${scheme}:// URLs (known: ${[...plugins.keys(), ...Object.keys(PACKAGE_BY_SCHEME)].join(', ')})`,
+    )
   return plugin.create(url)
 }
 

@@ -311,7 +311,7 @@ export class Worker {
         },
         (error: unknown) => {
           signal.removeEventListener('abort', onAbort)
-          reject(error)  // eslint-disable-line @typescript-eslint/prefer-promise-reject-errors -- rethrow exactly what the actor threw
+          reject(error) // eslint-disable-line @typescript-eslint/prefer-promise-reject-errors -- rethrow exactly what the actor threw
         },
       )
     })
@@ -355,7 +355,10 @@ export class Worker {
           await sleep(this.#ackRetryDelay)
           continue
         }
-        this.logger.error(`Failed to ${failed ? 'nack' : 'ack'} message`, { messageId: proxy.messageId, ...errorMeta(error) })
+        this.logger.error(`Failed to ${failed ? 'nack' : 'ack'} message`, {
+          messageId: proxy.messageId,
+          ...errorMeta(error),
+        })
         return
       }
     }
@@ -414,8 +417,11 @@ export class Worker {
     while (this.#inFlight.size > 0) {
       const remaining = deadline - Date.now()
       if (remaining <= 0) {
-        this.logger.warn(`${this.#inFlight.size} message(s) still running after ${timeout} ms; the broker will redeliver them`)
-        for (const item of this.#inFlight) item.proxy.abort(new ShutdownError('Worker stopped before the message finished'))
+        this.logger.warn(
+          `${this.#inFlight.size} message(s) still running after ${timeout} ms; the broker will redeliver them`,
+        )
+        for (const item of this.#inFlight)
+          item.proxy.abort(new ShutdownError('Worker stopped before the message finished'))
         break
       }
       await this.#changed.wait(remaining)
@@ -435,7 +441,10 @@ export class Worker {
         try {
           await state.consumer.requeue(list)
         } catch (error) {
-          this.logger.error(`Failed to requeue ${list.length} message(s) of ${state.queueName}; the broker will redeliver them`, errorMeta(error))
+          this.logger.error(
+            `Failed to requeue ${list.length} message(s) of ${state.queueName}; the broker will redeliver them`,
+            errorMeta(error),
+          )
         }
       }
     }

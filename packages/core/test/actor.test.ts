@@ -63,7 +63,9 @@ describe('actor()', () => {
     const broker = new StubBroker({ middleware: [optionMiddleware] })
     expect(() => actor('a', () => 1, { broker, maxRetries: 1 })).not.toThrow()
     expect(() => actor('b', () => 1, { broker, timeLimit: 5 })).toThrow(InvalidArgumentError)
-    expect(() => actor('c', () => 1, { broker, timeLimit: 5 })).toThrow(/unknown option timeLimit.*forget to add a middleware/)
+    expect(() => actor('c', () => 1, { broker, timeLimit: 5 })).toThrow(
+      /unknown option timeLimit.*forget to add a middleware/,
+    )
   })
 
   it('rejects a second actor with the same name on one broker', () => {

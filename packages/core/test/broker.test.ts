@@ -76,13 +76,25 @@ describe('Broker middleware', () => {
     await broker.join('default')
     await worker.stop()
     expect(calls).toEqual([
-      'beforeEnqueue:1', 'beforeEnqueue:2', 'beforeEnqueue:3',
-      'afterEnqueue:3', 'afterEnqueue:2', 'afterEnqueue:1',
-      'before:1', 'before:2', 'before:3',
+      'beforeEnqueue:1',
+      'beforeEnqueue:2',
+      'beforeEnqueue:3',
+      'afterEnqueue:3',
+      'afterEnqueue:2',
+      'afterEnqueue:1',
+      'before:1',
+      'before:2',
+      'before:3',
       'actor',
-      'after:3', 'after:2', 'after:1',
-      'beforeAck:1', 'beforeAck:2', 'beforeAck:3',
-      'afterAck:3', 'afterAck:2', 'afterAck:1',
+      'after:3',
+      'after:2',
+      'after:1',
+      'beforeAck:1',
+      'beforeAck:2',
+      'beforeAck:3',
+      'afterAck:3',
+      'afterAck:2',
+      'afterAck:1',
     ])
   })
 
@@ -215,7 +227,9 @@ describe('Message.getResult without a result backend', () => {
     const broker = new StubBroker({ middleware: [] })
     setBroker(broker)
     try {
-      await expect(new Message({ queueName: 'q', actorName: 'a' }).getResult()).rejects.toThrow(/add the Results middleware/)
+      await expect(new Message({ queueName: 'q', actorName: 'a' }).getResult()).rejects.toThrow(
+        /add the Results middleware/,
+      )
     } finally {
       setBroker(undefined)
     }

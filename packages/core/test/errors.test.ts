@@ -55,9 +55,11 @@ describe('TqError hierarchy', () => {
 
   it('every exported error class is a TqError', () => {
     const classes = Object.entries(tq).filter(
-      ([name, value]) => typeof value === 'function' && /Error$|^Retry$|^SkipMessage$/.test(name) && name !== 'errorTypeName',
+      ([name, value]) =>
+        typeof value === 'function' && /Error$|^Retry$|^SkipMessage$/.test(name) && name !== 'errorTypeName',
     )
     expect(classes.length).toBeGreaterThan(15)
-    for (const [, cls] of classes) if (cls !== TqError) expect((cls as { prototype: unknown }).prototype).toBeInstanceOf(TqError)
+    for (const [, cls] of classes)
+      if (cls !== TqError) expect((cls as { prototype: unknown }).prototype).toBeInstanceOf(TqError)
   })
 })

@@ -23,7 +23,12 @@ it('every module can be the first one imported', { timeout: 120_000 }, async () 
             cwd: fileURLToPath(new URL('..', import.meta.url)),
           })
         } catch (error) {
-          failures.push(`${file}: ${String((error as { stderr?: string }).stderr).split('\n').slice(0, 3).join(' ')}`)
+          failures.push(
+            `${file}: ${String((error as { stderr?: string }).stderr)
+              .split('\n')
+              .slice(0, 3)
+              .join(' ')}`,
+          )
         }
       }),
     )

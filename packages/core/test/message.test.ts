@@ -38,14 +38,25 @@ describe('Message', () => {
     const { encoded } = loadFixture<Returned>('redis-enqueue-kwargs-unicode').returned_message
     const m = Message.decode(Buffer.from(encoded))
     expect(m.args[0]).toBe('h\u00e9llo \u2603 \u{1F600}')
-    expect(m.args.slice(1, 9)).toEqual([1.5, null, true, [1, { a: 'b' }], 1, 1e16, 1.5e-7, 12345678901234567890])
+    expect(m.args.slice(1, 9)).toEqual([
+      1.5,
+      null,
+      true,
+      [1, { a: 'b' }],
+      1,
+      1e16,
+      1.5e-7,
+      Number('12345678901234567890'),
+    ])
     expect(Object.is(m.args[9], -0)).toBe(true)
     expect(Object.keys(m.kwargs)).toEqual(['z', 'a', 'nested'])
     expect(m.kwargs).toEqual({ z: 1, a: '\u00fc', nested: { k: [1, 2.25, 'x"y\\z\n'] } })
   })
 
   it('maps Dramatiq option names to camelCase and back, nested messages included', () => {
-    const fixture = loadFixture<{ two_step: { redis_keys_after_run: Record<string, { value: unknown }> } }>('redis-pipeline')
+    const fixture = loadFixture<{ two_step: { redis_keys_after_run: Record<string, { value: unknown }> } }>(
+      'redis-pipeline',
+    )
     const hash = fixture.two_step.redis_keys_after_run['dramatiq:default.msgs']!.value as Record<string, string>
     const encoded = Object.values(hash)[0]!
     const wire = JSON.parse(encoded) as Record<string, unknown>
@@ -89,11 +100,31 @@ describe('Message', () => {
   it.each([
     ['not JSON', '{nope', /not valid JSON/],
     ['not an object', '[1,2]', /not a JSON object/],
-    ['missing actor_name', '{"queue_name":"q","args":[],"kwargs":{},"options":{},"message_id":"i","message_timestamp":1}', /actor_name must be a string, got nothing/],
-    ['args of the wrong type', '{"queue_name":"q","actor_name":"a","args":{},"kwargs":{},"options":{},"message_id":"i","message_timestamp":1}', /args must be an array/],
-    ['kwargs of the wrong type', '{"queue_name":"q","actor_name":"a","args":[],"kwargs":[],"options":{},"message_id":"i","message_timestamp":1}', /kwargs must be an object/],
-    ['a bad timestamp', '{"queue_name":"q","actor_name":"a","args":[],"kwargs":{},"options":{},"message_id":"i","message_timestamp":"x"}', /message_timestamp must be a number/],
-    ['a bad pipe_target', '{"queue_name":"q","actor_name":"a","args":[],"kwargs":{},"options":{"pipe_target":5},"message_id":"i","message_timestamp":1}', /options.pipe_target is not an object/],
+    [
+      'missing actor_name',
+      '{"queue_name":"q","args":[],"kwargs":{},"options":{},"message_id":"i","message_timestamp":1}',
+      /actor_name must be a string, got nothing/,
+    ],
+    [
+      'args of the wrong type',
+      '{"queue_name":"q","actor_name":"a","args":{},"kwargs":{},"options":{},"message_id":"i","message_timestamp":1}',
+      /args must be an array/,
+    ],
+    [
+      'kwargs of the wrong type',
+      '{"queue_name":"q","actor_name":"a","args":[],"kwargs":[],"options":{},"message_id":"i","message_timestamp":1}',
+      /kwargs must be an object/,
+    ],
+    [
+      'a bad timestamp',
+      '{"queue_name":"q","actor_name":"a","args":[],"kwargs":{},"options":{},"message_id":"i","message_timestamp":"x"}',
+      /message_timestamp must be a number/,
+    ],
+    [
+      'a bad pipe_target',
+      '{"queue_name":"q","actor_name":"a","args":[],"kwargs":{},"options":{"pipe_target":5},"message_id":"i","message_timestamp":1}',
+      /options.pipe_target is not an object/,
+    ],
   ])('decode() rejects %s with a DecodeError naming the problem', (_name, body, pattern) => {
     const attempt = (): Message => Message.decode(Buffer.from(body))
     expect(attempt).toThrow(DecodeError)
@@ -110,7 +141,8 @@ describe('Message', () => {
   })
 
   it('keeps a __proto__ key as plain data', () => {
-    const body = '{"queue_name":"q","actor_name":"a","args":[{"__proto__":{"polluted":1}}],"kwargs":{"__proto__":{"polluted":1}},"options":{"__proto__":{"polluted":1}},"message_id":"i","message_timestamp":1}'
+    const body =
+      '{"queue_name":"q","actor_name":"a","args":[{"__proto__":{"polluted":1}}],"kwargs":{"__proto__":{"polluted":1}},"options":{"__proto__":{"polluted":1}},"message_id":"i","message_timestamp":1}'
     const m = Message.decode(Buffer.from(body))
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined()
     expect(Object.getPrototypeOf(m.options)).toBe(Object.prototype)

@@ -5,7 +5,13 @@ describe('smoke', () => {
   it('runs an actor through StubBroker and Worker', async () => {
     const broker = new StubBroker()
     const seen: number[] = []
-    const add = actor((x: number, y: number) => { seen.push(x + y); return x + y }, { broker, actorName: 'add' })
+    const add = actor(
+      (x: number, y: number) => {
+        seen.push(x + y)
+        return x + y
+      },
+      { broker, actorName: 'add' },
+    )
     const worker = new Worker(broker, { workerTimeout: 50 })
     await worker.start()
     for (let i = 0; i < 10; i++) await add.send(i, 1)

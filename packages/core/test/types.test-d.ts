@@ -3,9 +3,13 @@ import { StubBroker, actor, type Actor, type Message } from '../src/index.ts'
 
 const broker = new StubBroker({ middleware: [] })
 const add = actor('add_types', (x: number, y: number) => x + y, { broker })
-const greet = actor('greet_types', async (name: string): Promise<{ greeting: string }> => ({ greeting: `hi ${name}` }), {
-  broker,
-})
+const greet = actor(
+  'greet_types',
+  async (name: string): Promise<{ greeting: string }> => ({ greeting: `hi ${name}` }),
+  {
+    broker,
+  },
+)
 const noArgs = actor('noargs_types', () => 'x', { broker })
 
 describe('actor types', () => {

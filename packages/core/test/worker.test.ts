@@ -38,12 +38,16 @@ describe('Worker', () => {
     const broker = new StubBroker({ middleware: [] })
     let active = 0
     let peak = 0
-    const work = actor('work', async () => {
-      active++
-      peak = Math.max(peak, active)
-      await new Promise((r) => setTimeout(r, 5))
-      active--
-    }, { broker })
+    const work = actor(
+      'work',
+      async () => {
+        active++
+        peak = Math.max(peak, active)
+        await new Promise((r) => setTimeout(r, 5))
+        active--
+      },
+      { broker },
+    )
     for (let i = 0; i < 30; i++) await work.send()
     const worker = new Worker(broker, { concurrency: 3, workerTimeout: 20 })
     await worker.start()
@@ -93,9 +97,13 @@ describe('Worker', () => {
 
   it('acks a failed message when no middleware fails it (Dramatiq without Retries)', async () => {
     const broker = new StubBroker({ middleware: [] })
-    const boom = actor('boom', () => {
-      throw new Error('boom')
-    }, { broker })
+    const boom = actor(
+      'boom',
+      () => {
+        throw new Error('boom')
+      },
+      { broker },
+    )
     const worker = new Worker(broker, { workerTimeout: 20 })
     await worker.start()
     await boom.send()
@@ -188,8 +196,8 @@ describe('Worker', () => {
     const broker = new StubBroker({ middleware: [] })
     const ledger = new Ledger<string>()
     const work = actor('work', (x: string) => ledger.record(x), { broker })
-    await broker.enqueue(work.messageWithOptions({ args: ['bad-eta'], eta: 'soon' as unknown as number }))
-    await broker.enqueue(work.messageWithOptions({ args: ['null-eta'], eta: null as unknown as number }))
+    await broker.enqueue(work.messageWithOptions({ args: ['bad-eta'], eta: 'soon' }))
+    await broker.enqueue(work.messageWithOptions({ args: ['null-eta'], eta: null }))
     const worker = new Worker(broker, { workerTimeout: 20 })
     await worker.start()
     await ledger.waitForTotal(2)
@@ -216,7 +224,9 @@ describe('StubBroker', () => {
   it('raises QueueNotFoundError for undeclared queues', async () => {
     const broker = new StubBroker({ middleware: [] })
     const { Message, QueueNotFoundError } = await import('../src/index.ts')
-    await expect(broker.enqueue(new Message({ queueName: 'nope', actorName: 'a' }))).rejects.toBeInstanceOf(QueueNotFoundError)
+    await expect(broker.enqueue(new Message({ queueName: 'nope', actorName: 'a' }))).rejects.toBeInstanceOf(
+      QueueNotFoundError,
+    )
     expect(() => broker.consume('nope')).toThrow(QueueNotFoundError)
     await expect(broker.join('nope')).rejects.toBeInstanceOf(QueueNotFoundError)
   })
@@ -234,9 +244,13 @@ describe('StubBroker', () => {
     class ValueError extends Error {
       override name = 'ValueError'
     }
-    const boom = actor('boom', () => {
-      throw new ValueError('boom')
-    }, { broker })
+    const boom = actor(
+      'boom',
+      () => {
+        throw new ValueError('boom')
+      },
+      { broker },
+    )
     const worker = new Worker(broker, { workerTimeout: 20 })
     await worker.start()
     await boom.send()
@@ -248,9 +262,13 @@ describe('StubBroker', () => {
 
   it('flushAll() clears dead letters in place', async () => {
     const broker = new StubBroker({ middleware: [failToDeadLetter] })
-    const boom = actor('boom', () => {
-      throw new Error('x')
-    }, { broker })
+    const boom = actor(
+      'boom',
+      () => {
+        throw new Error('x')
+      },
+      { broker },
+    )
     const worker = new Worker(broker, { workerTimeout: 20 })
     await worker.start()
     await boom.send()

@@ -148,11 +148,16 @@ export class StubBroker extends Broker {
       await pending.finished.wait(remaining)
     }
     if (options.failFast ?? this.failFastDefault) {
-      const dead = [...(this.deadLettersByQueue.get(canonical) ?? []), ...(this.deadLettersByQueue.get(dqName(canonical)) ?? [])]
+      const dead = [
+        ...(this.deadLettersByQueue.get(canonical) ?? []),
+        ...(this.deadLettersByQueue.get(dqName(canonical)) ?? []),
+      ]
       const first = dead[0]
       if (first) {
         if (first.exception instanceof Error) throw first.exception
-        throw new Error(`Message failed with ${first.exception === undefined ? 'unknown error' : errorMessage(first.exception)}`)
+        throw new Error(
+          `Message failed with ${first.exception === undefined ? 'unknown error' : errorMessage(first.exception)}`,
+        )
       }
     }
   }
@@ -165,7 +170,10 @@ export class StubBroker extends Broker {
    */
   deadLetteredBodies(queueName: string): Uint8Array[] {
     const canonical = qName(queueName)
-    const proxies = [...(this.deadLettersByQueue.get(canonical) ?? []), ...(this.deadLettersByQueue.get(dqName(canonical)) ?? [])]
+    const proxies = [
+      ...(this.deadLettersByQueue.get(canonical) ?? []),
+      ...(this.deadLettersByQueue.get(dqName(canonical)) ?? []),
+    ]
     const bodies = proxies.map((p) => (p instanceof StubMessageProxy ? p.body : p.message.encode(this.encoder)))
     for (const r of this.rejected) if (qName(r.queueName) === canonical) bodies.push(r.body)
     return bodies
@@ -211,7 +219,11 @@ class StubConsumer implements Consumer {
             out.push(new StubMessageProxy(Message.decode(body, this.#broker.encoder), body))
           } catch (error) {
             const reason = error instanceof DecodeError ? error.message : String(error)
-            this.#broker.logger.error('Undecodable message dead-lettered', { queue: this.queueName, reason, ...errorMeta(error) })
+            this.#broker.logger.error('Undecodable message dead-lettered', {
+              queue: this.queueName,
+              reason,
+              ...errorMeta(error),
+            })
             this.#broker.rejected.push({ queueName: this.queueName, body, reason })
             this.#queue.taskDone()
           }

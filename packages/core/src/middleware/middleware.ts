@@ -62,11 +62,13 @@ export interface Middleware {
 }
 
 export type HookName = Exclude<keyof Middleware, 'actorOptions' | 'resultBackend' | 'wrapActorCall'>
-export type SyncHookName = 'beforeDeclareActor' | 'afterDeclareActor' | 'beforeDeclareQueue' | 'afterDeclareQueue' | 'afterDeclareDelayQueue'
+export type SyncHookName =
+  'beforeDeclareActor' | 'afterDeclareActor' | 'beforeDeclareQueue' | 'afterDeclareQueue' | 'afterDeclareDelayQueue'
 export type AsyncHookName = Exclude<HookName, SyncHookName>
 
 /** The arguments (after `broker`) of a hook. */
-export type HookArgs<N extends HookName> = NonNullable<Middleware[N]> extends (broker: Broker, ...args: infer A) => unknown ? A : never
+export type HookArgs<N extends HookName> =
+  NonNullable<Middleware[N]> extends (broker: Broker, ...args: infer A) => unknown ? A : never
 
 /** A middleware class, as `addMiddleware`'s `before`/`after` take it. */
 export type MiddlewareClass = abstract new (...args: never[]) => Middleware

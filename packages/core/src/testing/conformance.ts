@@ -143,7 +143,10 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
       expect(delivered?.messageId).toBe(sent.messageId)
       await consumer.nack(delivered as NonNullable<typeof delivered>)
       await consumer.close()
-      await waitFor(async () => (await options.deadLetters(broker, queueName)).length === 1, { timeout: t(5000), message: 'the dead letter' })
+      await waitFor(async () => (await options.deadLetters(broker, queueName)).length === 1, {
+        timeout: t(5000),
+        message: 'the dead letter',
+      })
       const [body] = await options.deadLetters(broker, queueName)
       expect(decodeBody(body as Uint8Array)?.['message_id']).toBe(sent.messageId)
     })
@@ -157,7 +160,10 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
       await startWorker()
       await known.send('after')
       await ledger.waitForTotal(1, t(5000))
-      await waitFor(async () => (await options.deadLetters(broker, queueName)).length === 1, { timeout: t(5000), message: 'the dead letter' })
+      await waitFor(async () => (await options.deadLetters(broker, queueName)).length === 1, {
+        timeout: t(5000),
+        message: 'the dead letter',
+      })
       const [body] = await options.deadLetters(broker, queueName)
       expect(decodeBody(body as Uint8Array)?.['message_id']).toBe(stranger.messageId)
     })
@@ -170,7 +176,17 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
         Buffer.from('{not json'),
         Buffer.from('"a string"'),
         Buffer.from(JSON.stringify({ queue_name: queueName, args: [] })),
-        Buffer.from(JSON.stringify({ queue_name: queueName, actor_name: 'good', args: 'nope', kwargs: {}, options: {}, message_id: 'x', message_timestamp: 1 })),
+        Buffer.from(
+          JSON.stringify({
+            queue_name: queueName,
+            actor_name: 'good',
+            args: 'nope',
+            kwargs: {},
+            options: {},
+            message_id: 'x',
+            message_timestamp: 1,
+          }),
+        ),
         Buffer.from([0x7b, 0xff, 0xfe, 0x7d]),
       ]
       for (const body of hostile) await options.putRaw(broker, queueName, body)
@@ -187,10 +203,14 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
     it('join waits until every message is processed', async () => {
       const { broker, queueName, startWorker } = await setup()
       let done = 0
-      const slow = actor('slow', async (ms: number) => {
-        await new Promise((r) => setTimeout(r, ms))
-        done++
-      }, { broker, queueName })
+      const slow = actor(
+        'slow',
+        async (ms: number) => {
+          await new Promise((r) => setTimeout(r, ms))
+          done++
+        },
+        { broker, queueName },
+      )
       for (let i = 0; i < 20; i++) await slow.send(i % 5)
       await startWorker({ concurrency: 4 })
       await broker.join(queueName, { timeout: t(10_000) })
@@ -218,10 +238,13 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
       for (let i = 0; i < 10; i++) await noop.send()
       const consumer = broker.consume(queueName, { prefetch: 3, timeout: t(1000) })
       const seen: Awaited<ReturnType<typeof consumer.receive>> = []
-      await waitFor(async () => {
-        seen.push(...(await consumer.receive()))
-        return seen.length >= 3
-      }, { timeout: t(5000), interval: 1, message: '3 deliveries' })
+      await waitFor(
+        async () => {
+          seen.push(...(await consumer.receive()))
+          return seen.length >= 3
+        },
+        { timeout: t(5000), interval: 1, message: '3 deliveries' },
+      )
       expect(seen).toHaveLength(3)
       // Full: nothing more until a slot frees.
       const blocked = consumer.receive()
@@ -267,13 +290,17 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
       const ledger = new Ledger<number>()
       const started = deferred()
       const release = deferred()
-      const block = actor('block', async (i: number) => {
-        if (i === 0) {
-          started.resolve()
-          await release.promise
-        }
-        ledger.record(i)
-      }, { broker, queueName })
+      const block = actor(
+        'block',
+        async (i: number) => {
+          if (i === 0) {
+            started.resolve()
+            await release.promise
+          }
+          ledger.record(i)
+        },
+        { broker, queueName },
+      )
       await block.send(0)
       await startWorker({ concurrency: 1, queuePrefetch: 4 })
       await started.promise
@@ -294,11 +321,15 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
       const { broker, queueName, startWorker } = await setup(defaultMiddleware())
       const attempts: Array<{ id: string; ts: number; retries: unknown }> = []
       const done = deferred()
-      const flaky = actor('flaky', () => {
-        const current = attempts.length
-        if (current < 3) throw new Error(`attempt ${current} failed`)
-        done.resolve()
-      }, { broker, queueName, maxRetries: 5, minBackoff: 10, maxBackoff: 50 })
+      const flaky = actor(
+        'flaky',
+        () => {
+          const current = attempts.length
+          if (current < 3) throw new Error(`attempt ${current} failed`)
+          done.resolve()
+        },
+        { broker, queueName, maxRetries: 5, minBackoff: 10, maxBackoff: 50 },
+      )
       broker.addMiddleware({
         beforeProcessMessage: (_b, m) => {
           attempts.push({ id: m.messageId, ts: m.messageTimestamp, retries: m.options.retries })
@@ -317,10 +348,14 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
     it('dead-letters a message once its retries are exhausted (maxRetries + 1 attempts)', async () => {
       const { broker, queueName, startWorker } = await setup(defaultMiddleware())
       let attempts = 0
-      const doomed = actor('doomed', () => {
-        attempts++
-        throw new Error('always fails')
-      }, { broker, queueName, maxRetries: 2, minBackoff: 10, maxBackoff: 20 })
+      const doomed = actor(
+        'doomed',
+        () => {
+          attempts++
+          throw new Error('always fails')
+        },
+        { broker, queueName, maxRetries: 2, minBackoff: 10, maxBackoff: 20 },
+      )
       const sent = await doomed.send()
       await startWorker()
       await waitFor(async () => (await options.deadLetters(broker, queueName)).length === 1, {
@@ -336,11 +371,18 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
 
     it('round-trips results and failures through a result backend', async () => {
       const backend = new StubResultBackend()
-      const { broker, queueName, startWorker } = await setup([...defaultMiddleware(), new Results({ backend, storeResults: true })])
+      const { broker, queueName, startWorker } = await setup([
+        ...defaultMiddleware(),
+        new Results({ backend, storeResults: true }),
+      ])
       const add = actor('add', (x: number, y: number) => x + y, { broker, queueName })
-      const fail = actor('fail', () => {
-        throw new TypeError('bad input')
-      }, { broker, queueName, maxRetries: 0 })
+      const fail = actor(
+        'fail',
+        () => {
+          throw new TypeError('bad input')
+        },
+        { broker, queueName, maxRetries: 0 },
+      )
       await startWorker()
       const ok = await add.send(20, 22)
       expect(await ok.getResult({ backend, block: true, timeout: t(5000) })).toBe(42)

@@ -12,7 +12,11 @@ export function uniqueQueueName(prefix = 'tq_test'): string {
  */
 export async function waitFor(
   predicate: () => boolean | Promise<boolean>,
-  { timeout = 5000, interval = 10, message = 'condition' }: { timeout?: number; interval?: number; message?: string } = {},
+  {
+    timeout = 5000,
+    interval = 10,
+    message = 'condition',
+  }: { timeout?: number; interval?: number; message?: string } = {},
 ): Promise<void> {
   const deadline = Date.now() + timeout
   for (;;) {
@@ -75,7 +79,11 @@ export function createCapturingLogger(): Logger & { entries: LogEntry[] } {
 }
 
 /** A promise with its resolve function, for actors that block until a test releases them. */
-export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (e: unknown) => void } {
+export function deferred<T = void>(): {
+  promise: Promise<T>
+  resolve: (value: T) => void
+  reject: (e: unknown) => void
+} {
   let resolve!: (value: T) => void
   let reject!: (e: unknown) => void
   const promise = new Promise<T>((res, rej) => {
