@@ -1,0 +1,339 @@
+import {
+  DecodeError,
+  Message,
+  MessageProxy,
+  Notifier,
+  TqError,
+  errorMeta,
+  qName,
+  sleep,
+  xqName,
+  type Consumer,
+  type ReceiveOptions,
+} from '@tq/core'
+import { classifyRedisError } from './classify-error.ts'
+import type { RedisBroker } from './redis-broker.ts'
+
+/** A delivery from Redis: the message plus the id it has in the queue's list and hash. */
+export class RedisMessageProxy<R = unknown> extends MessageProxy<R> {
+  /** The id in `<ns>:<queue>` / `<ns>:<queue>.msgs` (normally equal to `options.redisMessageId`). */
+  readonly redisId: Buffer
+  /** @internal */
+  readonly consumer: RedisConsumer
+
+  constructor(message: Message<R>, redisId: Buffer, consumer: RedisConsumer) {
+    super(message)
+    this.redisId = redisId
+    this.consumer = consumer
+  }
+}
+
+interface PendingOp {
+  readonly id: Buffer
+  readonly key: string
+  resolve(): void
+  reject(error: unknown): void
+}
+
+/** Ids per script call. */
+const BATCH = 1000
+/** Pause after a failed fetch (doubles up to 1 s while the connection stays down). */
+const FIRST_RETRY_DELAY = 50
+
+const idKey = (id: Buffer): string => id.toString('latin1')
+
+/**
+ * Consumes one queue (`q` or `q.DQ`) for one worker. Fetches as many messages as there are
+ * free prefetch slots in one script call; acks and nacks that arrive while a batch is in
+ * flight go out together in the next one. When the queue is empty it waits for a wake-up
+ * (published by tq producers) or `pollInterval`, whichever comes first.
+ */
+export class RedisConsumer implements Consumer {
+  readonly queueName: string
+  readonly #broker: RedisBroker
+  readonly #prefetch: number
+  readonly #timeout: number
+  /** Ids fetched and not yet confirmed settled in Redis, by `idKey` (reconcile leaves these alone). */
+  readonly #held = new Map<string, Buffer>()
+  /** Ids delivered and not yet acked, nacked or requeued by the worker: what prefetch counts. */
+  readonly #unsettled = new Set<string>()
+  readonly #slotFreed = new Notifier()
+  readonly #closing = new AbortController()
+  readonly #wake: { generation: number; readonly notifier: Notifier }
+  #acks: PendingOp[] = []
+  #nacks: PendingOp[] = []
+  #flushScheduled = false
+  #flushing: Promise<void> | undefined
+  #closed = false
+  #retryDelay = FIRST_RETRY_DELAY
+  readonly #keys: { queue: string; msgs: string; acks: string; xq: string; xqMsgs: string; channel: string }
+
+  constructor(broker: RedisBroker, queueName: string, options: { prefetch: number; timeout: number }) {
+    this.#broker = broker
+    this.queueName = queueName
+    this.#prefetch = Math.max(1, options.prefetch)
+    this.#timeout = options.timeout
+    const xq = xqName(qName(queueName))
+    this.#keys = {
+      queue: broker.key(queueName),
+      msgs: broker.key(`${queueName}.msgs`),
+      acks: broker.acksKey(queueName),
+      xq: broker.key(xq),
+      xqMsgs: broker.key(`${xq}.msgs`),
+      channel: broker.wakeups ? broker.wakeupChannel(queueName) : '',
+    }
+    this.#wake = broker.subscribeWakeups(queueName)
+  }
+
+  /** Messages delivered and not yet acked, nacked or requeued. */
+  get outstanding(): number {
+    return this.#unsettled.size
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** @internal How many fetched ids Redis has not yet seen settled. */
+  get heldCount(): number {
+    return this.#held.size
+  }
+
+  /** @internal Ids this consumer fetched and Redis has not yet seen settled. */
+  heldIds(): IterableIterator<Buffer> {
+    return this.#held.values()
+  }
+
+  async receive(options: ReceiveOptions = {}): Promise<MessageProxy[]> {
+    const deadline = Date.now() + this.#timeout
+    const signal = options.signal ? AbortSignal.any([options.signal, this.#closing.signal]) : this.#closing.signal
+    for (;;) {
+      if (this.#closed || signal.aborted) return []
+      const free = this.#prefetch - this.#unsettled.size
+      if (free <= 0) {
+        const remaining = deadline - Date.now()
+        if (remaining <= 0) return []
+        await this.#slotFreed.wait(remaining, signal)
+        continue
+      }
+      const generation = this.#wake.generation
+      let batch: RedisMessageProxy[]
+      try {
+        // Not abortable: a fetch that reached Redis must hand its messages to someone.
+        batch = await this.#fetch(free)
+        this.#retryDelay = FIRST_RETRY_DELAY
+      } catch (error) {
+        const classified = classifyRedisError(error)
+        if (!classified.retryable) throw classified
+        this.#broker.connectionLost(this.queueName)
+        this.#broker.logger.debug('Fetch failed; retrying', { queue: this.queueName, ...errorMeta(classified) })
+        const remaining = deadline - Date.now()
+        if (remaining <= 0) return []
+        await sleep(Math.min(remaining, this.#retryDelay), signal)
+        this.#retryDelay = Math.min(1000, this.#retryDelay * 2)
+        continue
+      }
+      if (this.#closed) {
+        await this.requeue(batch)
+        return []
+      }
+      if (batch.length > 0) return batch
+      if (this.#wake.generation !== generation) continue
+      const remaining = deadline - Date.now()
+      if (remaining <= 0) return []
+      const woken = await this.#wake.notifier.wait(Math.min(remaining, this.#broker.pollInterval), signal)
+      if (!woken && Date.now() >= deadline) return []
+    }
+  }
+
+  /**
+   * One fetch. Fetches of one queue in one broker run one at a time, so that a reconcile (after
+   * a lost connection) sees every id its consumers hold and no reply is still on its way.
+   */
+  #fetch(count: number): Promise<RedisMessageProxy[]> {
+    return this.#broker.exclusiveFetch(this.queueName, () => this.#fetchNow(count))
+  }
+
+  async #fetchNow(count: number): Promise<RedisMessageProxy[]> {
+    const broker = this.#broker
+    const keys = this.#keys
+    await broker.reconcileIfNeeded(this.queueName)
+    // Maintenance and fetch are written back to back: one round trip.
+    const maintenance = broker.rollMaintenance()
+      ? broker.maintain(this.queueName).catch((error: unknown) => {
+          broker.logger.warn('Redis maintenance failed', { queue: this.queueName, ...errorMeta(error) })
+        })
+      : undefined
+    const reply = (await broker.run('fetch', [keys.queue, keys.msgs, keys.acks], [count], true)) as Array<Buffer | null>
+    await maintenance
+    const out: RedisMessageProxy[] = []
+    const undecodable: RedisMessageProxy[] = []
+    for (let i = 0; i < reply.length; i += 2) {
+      const id = reply[i] as Buffer
+      const body = reply[i + 1]
+      if (!body) {
+        // Dramatiq #266: an id without a payload (the script already dropped it from the ack set).
+        broker.logger.warn('Dropped a message id with no payload in Redis', {
+          queue: this.queueName,
+          redisMessageId: id.toString(),
+        })
+        continue
+      }
+      const key = idKey(id)
+      this.#held.set(key, id)
+      this.#unsettled.add(key)
+      let message: Message
+      try {
+        message = Message.decode(body, broker.encoder)
+      } catch (error) {
+        const reason = error instanceof DecodeError ? error.message : String(error)
+        broker.logger.error('Dead-lettering an undecodable message', {
+          queue: this.queueName,
+          redisMessageId: id.toString(),
+          reason,
+          ...errorMeta(error),
+        })
+        undecodable.push(new RedisMessageProxy(new Message({ queueName: this.queueName, actorName: '' }), id, this))
+        continue
+      }
+      out.push(new RedisMessageProxy(message, id, this))
+    }
+    for (const proxy of undecodable) {
+      this.nack(proxy).catch((error: unknown) => {
+        broker.logger.warn('Could not dead-letter an undecodable message; it stays in flight', {
+          queue: this.queueName,
+          redisMessageId: proxy.redisId.toString(),
+          ...errorMeta(error),
+        })
+      })
+    }
+    return out
+  }
+
+  #own(message: MessageProxy): RedisMessageProxy {
+    if (!(message instanceof RedisMessageProxy) || message.consumer !== this) {
+      throw new TqError(`Message ${message.messageId} was not delivered by this consumer of ${this.queueName}`)
+    }
+    return message
+  }
+
+  ack(message: MessageProxy): Promise<void> {
+    return this.#enqueueOp(this.#acks, this.#own(message))
+  }
+
+  nack(message: MessageProxy): Promise<void> {
+    return this.#enqueueOp(this.#nacks, this.#own(message))
+  }
+
+  #enqueueOp(list: PendingOp[], proxy: RedisMessageProxy): Promise<void> {
+    const key = idKey(proxy.redisId)
+    // The prefetch slot frees now, so the next fetch can travel with this ack; the id stays
+    // held until Redis confirms.
+    if (this.#unsettled.delete(key)) this.#slotFreed.notify()
+    return new Promise<void>((resolve, reject) => {
+      list.push({ id: proxy.redisId, key, resolve, reject })
+      this.#scheduleFlush()
+    })
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#flushing) return
+    this.#flushScheduled = true
+    // Everything acked in this turn of the event loop goes out in one call.
+    setImmediate(() => {
+      this.#flushScheduled = false
+      this.#flushing = this.#flush().finally(() => {
+        this.#flushing = undefined
+        // Ops that arrived after the last batch was taken but before this ran.
+        if (this.#acks.length > 0 || this.#nacks.length > 0) this.#scheduleFlush()
+      })
+    })
+  }
+
+  async #flush(): Promise<void> {
+    const keys = this.#keys
+    // Ops that arrive while a batch is in flight go out together in the next one.
+    while (this.#acks.length > 0 || this.#nacks.length > 0) {
+      const acks = this.#acks
+      const nacks = this.#nacks
+      this.#acks = []
+      this.#nacks = []
+      const calls: Promise<void>[] = []
+      for (let i = 0; i < acks.length; i += BATCH) {
+        const chunk = acks.slice(i, i + BATCH)
+        calls.push(
+          this.#settle(
+            chunk,
+            this.#broker.run(
+              'ack',
+              [keys.acks, keys.msgs],
+              chunk.map((op) => op.id),
+            ),
+          ),
+        )
+      }
+      for (let i = 0; i < nacks.length; i += BATCH) {
+        const chunk = nacks.slice(i, i + BATCH)
+        calls.push(
+          this.#settle(
+            chunk,
+            this.#broker.run(
+              'nack',
+              [keys.acks, keys.msgs, keys.xq, keys.xqMsgs],
+              chunk.map((op) => op.id),
+            ),
+          ),
+        )
+      }
+      await Promise.all(calls)
+    }
+  }
+
+  async #settle(ops: PendingOp[], call: Promise<unknown>): Promise<void> {
+    try {
+      await call
+    } catch (error) {
+      // Still held: a retried ack finds the id, and reconcile leaves it alone.
+      for (const op of ops) op.reject(error)
+      return
+    }
+    for (const op of ops) {
+      this.#held.delete(op.key)
+      op.resolve()
+    }
+    this.#broker.settled()
+  }
+
+  /** Put messages back at the tail of this consumer's queue (delayed ones back on `.DQ`). */
+  async requeue(messages: readonly MessageProxy[]): Promise<void> {
+    const proxies = messages.map((m) => this.#own(m))
+    const keys = this.#keys
+    for (let i = 0; i < proxies.length; i += BATCH) {
+      const chunk = proxies.slice(i, i + BATCH)
+      await this.#broker.run(
+        'requeue',
+        [keys.acks, keys.queue, keys.msgs],
+        [keys.channel, ...chunk.map((p) => p.redisId)],
+      )
+      for (const proxy of chunk) {
+        this.#held.delete(idKey(proxy.redisId))
+        this.#unsettled.delete(idKey(proxy.redisId))
+      }
+    }
+    if (proxies.length > 0) {
+      this.#slotFreed.notify()
+      this.#broker.settled()
+    }
+  }
+
+  /** Stop receiving. Pending acks still go out; held messages stay in flight until settled. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#closing.abort()
+    this.#broker.unsubscribeWakeups(this.queueName)
+    this.#broker.consumerClosed(this)
+    if (this.#flushing) await this.#flushing.catch(() => undefined)
+  }
+}
