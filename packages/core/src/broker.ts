@@ -65,6 +65,13 @@ export interface Consumer {
   nack(message: MessageProxy): Promise<void>
   requeue(messages: readonly MessageProxy[]): Promise<void>
   close(): Promise<void>
+  /**
+   * Optional, for delay-queue consumers: move a due delayed message to its queue as `due` (the
+   * message without its eta) and settle the delivery, atomically; resolves with the message as
+   * enqueued. Without it the worker enqueues `due` and then acks the delivery — two steps, so a
+   * crash between them runs the message twice (Dramatiq #431).
+   */
+  promote?(message: MessageProxy, due: Message): Promise<Message>
 }
 
 /**

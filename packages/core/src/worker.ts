@@ -238,8 +238,14 @@ export class Worker {
         // copy() merges options; rebuild them without the eta.
         for (const key of Object.keys(copy.options)) delete copy.options[key]
         Object.assign(copy.options, options)
-        await this.broker.enqueue(copy)
-        await state.consumer.ack(proxy)
+        if (state.consumer.promote) {
+          await this.broker.emitBefore('beforeEnqueue', copy, undefined)
+          const enqueued = await state.consumer.promote(proxy, copy)
+          await this.broker.emitAfter('afterEnqueue', enqueued, undefined)
+        } else {
+          await this.broker.enqueue(copy)
+          await state.consumer.ack(proxy)
+        }
       } catch (error) {
         // Leave it unacked: the broker redelivers it (at worst the copy ran and it runs again).
         this.logger.error('Failed to move a delayed message to its queue', {

@@ -191,7 +191,9 @@ describe('getBroker / setBroker / createBroker', () => {
 
   it('says which package to install for a known scheme', () => {
     expect(() => createBroker('sqs://user:secret@localhost/x')).toThrow(ConfigurationError)
-    expect(() => createBroker('sqs://user:secret@localhost/x')).toThrow(/needs @tq\/sqs: install it/)
+    // Outside this workspace: "needs @tq/sqs: install it". Inside it, @tq/sqs resolves to its
+    // TypeScript sources, which require() cannot load under vitest: "installed but could not be loaded".
+    expect(() => createBroker('sqs://user:secret@localhost/x')).toThrow(/needs @tq\/sqs: install it|@tq\/sqs is installed but/)
     // The password never appears in the message.
     expect(() => createBroker('sqs://user:secret@localhost/x')).not.toThrow(/secret/)
   })

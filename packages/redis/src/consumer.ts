@@ -11,6 +11,7 @@ import {
   type Consumer,
   type ReceiveOptions,
 } from '@tq/core'
+import { randomUUID } from 'node:crypto'
 import { classifyRedisError } from './classify-error.ts'
 import type { RedisBroker } from './redis-broker.ts'
 
@@ -303,6 +304,36 @@ export class RedisConsumer implements Consumer {
       op.resolve()
     }
     this.#broker.settled()
+  }
+
+  /**
+   * Move a due delayed message (delivered by this `.DQ` consumer) to its queue and forget the
+   * delivery in one script call, so a crash cannot leave it both promoted and in flight.
+   */
+  async promote(message: MessageProxy, due: Message): Promise<Message> {
+    const proxy = this.#own(message)
+    const canonical = qName(this.queueName)
+    // Like any enqueue, the promoted message gets a new Redis id (in its original position).
+    const enqueued = due.copy({ options: { redisMessageId: randomUUID() } })
+    const key = idKey(proxy.redisId)
+    if (this.#unsettled.delete(key)) this.#slotFreed.notify()
+    try {
+      await this.#broker.run(
+        'promote',
+        [this.#keys.acks, this.#keys.msgs, this.#broker.key(canonical), this.#broker.key(`${canonical}.msgs`)],
+        [
+          this.#broker.wakeups ? this.#broker.wakeupChannel(canonical) : '',
+          proxy.redisId,
+          enqueued.options.redisMessageId as string,
+          Buffer.from(enqueued.encode(this.#broker.encoder)),
+        ],
+      )
+    } catch (error) {
+      throw classifyRedisError(error)
+    }
+    this.#held.delete(key)
+    this.#broker.settled()
+    return enqueued
   }
 
   /** Put messages back at the tail of this consumer's queue (delayed ones back on `.DQ`). */

@@ -11,6 +11,7 @@ export const SCRIPTS = {
   ack: { file: 'ack', keys: 3 },
   nack: { file: 'nack', keys: 5 },
   requeue: { file: 'requeue', keys: 4 },
+  promote: { file: 'promote', keys: 5 },
   reconcile: { file: 'reconcile', keys: 4 },
   purge: { file: 'purge', keys: 6 },
   qsize: { file: 'qsize', keys: 5 },
