@@ -18,8 +18,11 @@ import {
   resolveModule,
   runCli,
   watchTree,
+  type SupervisorOptions,
   type WorkerCommandConfig,
 } from '../src/cli/index.ts'
+import { RetryCounter, type MetricsModule } from '../src/cli/metrics.ts'
+import { StubBroker, Worker, actor, defaultMiddleware, Retries } from '../src/index.ts'
 
 const APP = fileURLToPath(new URL('./fixtures/cli/app.ts', import.meta.url))
 const FAKE_WORKER = fileURLToPath(new URL('./fixtures/cli/fake-worker.mjs', import.meta.url))
@@ -80,7 +83,11 @@ describe('tq arguments', () => {
       '--worker-timeout',
       '--log-format',
       '--verbose',
+      '--metrics-port',
+      '--metrics-host',
+      '--stats-interval',
       'SIGHUP',
+      'SIGUSR1',
       'default: 600000',
     ]) {
       expect(worker.out).toContain(text)
@@ -100,6 +107,9 @@ describe('tq arguments', () => {
       workerTimeout: 1000,
       logFormat: 'pretty',
       verbose: false,
+      metricsPort: undefined,
+      metricsHost: '127.0.0.1',
+      statsInterval: 0,
     })
   })
 
@@ -126,6 +136,12 @@ describe('tq arguments', () => {
       '--path',
       'lib',
       '.',
+      '--metrics-port',
+      '9191',
+      '--metrics-host',
+      '0.0.0.0',
+      '--stats-interval',
+      '60000',
       '--queues',
       'emails',
       'reports.high',
@@ -141,6 +157,9 @@ describe('tq arguments', () => {
       workerTimeout: 200,
       logFormat: 'json',
       verbose: true,
+      metricsPort: 9191,
+      metricsHost: '0.0.0.0',
+      statsInterval: 60_000,
     })
   })
 
@@ -151,6 +170,9 @@ describe('tq arguments', () => {
     [['worker', APP, '--concurrency', 'many'], '--concurrency must be an integer >= 1'],
     [['worker', APP, '--worker-timeout', '1.5'], '--worker-timeout must be an integer >= 1'],
     [['worker', APP, '--log-format', 'xml'], 'Allowed choices are pretty, json'],
+    [['worker', APP, '--metrics-port', '70000'], '--metrics-port must be a port number (0 to 65535)'],
+    [['worker', APP, '--metrics-port', 'http'], '--metrics-port must be a port number (0 to 65535)'],
+    [['worker', APP, '--stats-interval', '1.5'], '--stats-interval must be an integer >= 0'],
     [['worker', APP, '--queues', 'bad queue'], 'Invalid queue name "bad queue"'],
     [['worker', APP, '--watch', '/no/such/dir'], '--watch /no/such/dir is not a directory'],
     [['worker', APP, '--path', '/no/such/dir'], '--path /no/such/dir is not a directory'],
@@ -281,11 +303,18 @@ describe('Supervisor', () => {
       workerTimeout: 100,
       logFormat: 'json',
       verbose: false,
+      metricsPort: undefined,
+      metricsHost: '127.0.0.1',
+      statsInterval: 0,
       ...overrides,
     }
   }
 
-  function supervisor(env: Record<string, string>, overrides: Partial<WorkerCommandConfig> = {}) {
+  function supervisor(
+    env: Record<string, string>,
+    overrides: Partial<WorkerCommandConfig> = {},
+    extra: Partial<SupervisorOptions> = {},
+  ) {
     const entries: LogEntry[] = []
     const waiters: { check: () => boolean; resolve: () => void }[] = []
     const logger = createLogger((entry) => {
@@ -303,6 +332,7 @@ describe('Supervisor', () => {
       execArgv: [],
       env: { ...process.env, ...env },
       restart: { minDelay: 10, maxDelay: 40, stableAfter: 60_000 },
+      ...extra,
     })
     const until = (check: () => boolean): Promise<void> =>
       check() ? Promise.resolve() : new Promise((resolve) => waiters.push({ check, resolve }))
@@ -344,5 +374,109 @@ describe('Supervisor', () => {
     sup.stop('test')
     expect(await done).toBe(0)
     expect(entries.at(-1)?.meta).toMatchObject({ code: 0 })
+  })
+
+  /** A stand-in for @tq/prometheus that records the options it was started with. */
+  function fakeMetricsModule() {
+    const started: { port: number; host: string; collect: () => Promise<readonly (readonly object[])[]> }[] = []
+    let closed = 0
+    const module: MetricsModule = {
+      serveAggregatedMetrics: async (options) => {
+        started.push(options)
+        return { port: 4321, url: `http://${options.host}:4321/metrics`, close: async () => void closed++ }
+      },
+    }
+    return { module, started, closed: () => closed }
+  }
+
+  it("--metrics-port: serves before starting the processes, and collects every process's metrics over IPC", async () => {
+    const fake = fakeMetricsModule()
+    const { sup, entries, until } = supervisor(
+      { FIXTURE_METRIC: '3' },
+      { processes: 2, metricsPort: 0, metricsHost: '127.0.0.9' },
+      { loadMetrics: async () => fake.module },
+    )
+    const done = sup.run()
+    await until(() => entries.filter((e) => e.msg.endsWith('is ready')).length === 2)
+    const serving = entries.findIndex((e) => e.msg === 'Serving metrics')
+    const firstStart = entries.findIndex((e) => e.msg.startsWith('Started worker-'))
+    expect(serving).toBeGreaterThanOrEqual(0)
+    expect(serving).toBeLessThan(firstStart)
+    expect(entries[serving]?.meta).toMatchObject({ url: 'http://127.0.0.9:4321/metrics' })
+    expect(fake.started).toMatchObject([{ port: 0, host: '127.0.0.9' }])
+
+    const collected = await fake.started[0]?.collect()
+    expect(collected).toHaveLength(2)
+    for (const list of collected ?? [])
+      expect(list).toEqual([expect.objectContaining({ name: 'fake_total', values: [{ value: 3, labels: {} }] })])
+    sup.stop('test')
+    expect(await done).toBe(0)
+    expect(fake.closed()).toBe(1)
+  })
+
+  it('--metrics-port: a process that does not answer in time is left out, with a warning', async () => {
+    const fake = fakeMetricsModule()
+    const { sup, entries, until } = supervisor(
+      { FIXTURE_SILENT_METRICS: '1' },
+      { metricsPort: 0 },
+      { loadMetrics: async () => fake.module, metricsTimeout: 50 },
+    )
+    const done = sup.run()
+    await until(() => entries.some((e) => e.msg.endsWith('is ready')))
+    expect(await sup.collectMetrics()).toEqual([])
+    expect(entries.find((e) => e.msg.includes('did not report its metrics within 50 ms'))?.level).toBe('warn')
+    sup.stop('test')
+    expect(await done).toBe(0)
+  })
+
+  it('--metrics-port: exits 2 without starting a process when @tq/prometheus is not installed', async () => {
+    const { sup, entries } = supervisor({}, { metricsPort: 0 })
+    expect(await sup.run()).toBe(ExitCode.USAGE)
+    const error = entries.find((e) => e.level === 'error')
+    expect(error?.msg).toBe('Cannot serve metrics on 127.0.0.1:0')
+    expect(JSON.stringify(error?.meta)).toContain('npm install @tq/prometheus prom-client')
+    expect(entries.some((e) => e.msg.startsWith('Started worker-'))).toBe(false)
+  })
+
+  it('--metrics-port: exits 2 when the port cannot be listened on', async () => {
+    const { sup, entries } = supervisor(
+      {},
+      { metricsPort: 1 },
+      {
+        loadMetrics: async () => ({
+          serveAggregatedMetrics: () =>
+            Promise.reject(Object.assign(new Error('listen EACCES: permission denied'), { code: 'EACCES' })),
+        }),
+      },
+    )
+    expect(await sup.run()).toBe(ExitCode.USAGE)
+    expect(JSON.stringify(entries.find((e) => e.level === 'error')?.meta)).toContain('EACCES')
+  })
+})
+
+describe('RetryCounter', () => {
+  it('counts each retry a process enqueues once, not again when it leaves the delay queue', async () => {
+    const counter = new RetryCounter()
+    const stack = defaultMiddleware().filter((m) => !(m instanceof Retries))
+    const broker = new StubBroker({ middleware: [...stack, new Retries({ minBackoff: 1, maxBackoff: 5 }), counter] })
+    const fail = actor(
+      'fail',
+      () => {
+        throw new Error('boom')
+      },
+      { broker, maxRetries: 3 },
+    )
+    const delayed = actor('delayed', () => {}, { broker })
+    const worker = new Worker(broker, { workerTimeout: 20 })
+    await worker.start()
+    try {
+      await fail.send()
+      await delayed.sendWithOptions({ args: [], delay: 5 })
+      await broker.join('default', { failFast: false })
+      expect(counter.count).toBe(3)
+      expect(broker.deadLetters).toHaveLength(1)
+    } finally {
+      await worker.stop()
+    }
   })
 })

@@ -174,6 +174,41 @@ describe('tq worker', { timeout: 60_000 }, () => {
     expect(run.entries.at(-1)?.meta).toMatchObject({ process: 'supervisor', code: 0 })
   })
 
+  it('logs a stats line from every worker process on SIGUSR1', async () => {
+    const run = cli(['worker', APP, '-p', '2', '--log-format', 'json'], { FIXTURE_COUNT: '5' })
+    await until(() => run.booted().length === 2, 'two boot lines', run)
+    await until(() => records('done').length === 10, '10 processed messages', run)
+    const stats = (): Entry[] => run.entries.filter((e) => e.msg === 'Worker process stats')
+    expect(stats()).toHaveLength(0)
+    run.signal('SIGUSR1')
+    await until(() => stats().length === 2, 'two stats lines', run)
+    expect(new Set(stats().map((e) => e.meta['pid']))).toEqual(new Set(run.booted().map((e) => e.meta['pid'])))
+    for (const line of stats()) {
+      expect(line.meta).toMatchObject({ processed: 5, failed: 0, retried: 0, skipped: 0, inFlight: 0 })
+    }
+    run.signal('SIGTERM')
+    expect(await run.exit()).toBe(0)
+    expect(stats()).toHaveLength(2)
+    const stopped = run.entries.filter((e) => e.msg === 'Worker process stopped')
+    for (const line of stopped) expect(line.meta).toMatchObject({ processed: 5, failed: 0, retried: 0 })
+  })
+
+  it('logs a stats line every --stats-interval ms, with the messages in flight', async () => {
+    const run = cli(['worker', APP, '-p', '1', '--log-format', 'json', '--stats-interval', '100'], {
+      FIXTURE_COUNT: '1',
+      FIXTURE_SLEEP_MS: '60000',
+    })
+    await until(() => records('start').length === 1, 'the message to start', run)
+    const stats = (): Entry[] => run.entries.filter((e) => e.msg === 'Worker process stats')
+    const before = stats().length
+    await until(() => stats().length >= before + 2, 'two more stats lines', run)
+    expect(stats().at(-1)?.meta).toMatchObject({ process: 'worker-1', processed: 0, inFlight: 1 })
+    run.signal('SIGTERM')
+    await until(() => run.entries.some((e) => e.msg.includes('stopping worker processes')), 'the stop to begin', run)
+    run.signal('SIGTERM')
+    expect(await run.exit()).toBe(1)
+  })
+
   it('lets a message that is running finish before exiting on SIGTERM', async () => {
     const run = cli(['worker', APP, '-p', '1', '--log-format', 'json'], { FIXTURE_COUNT: '1', FIXTURE_SLEEP_MS: '700' })
     await until(() => records('start').length === 1, 'the message to start', run)

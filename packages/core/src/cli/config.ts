@@ -16,6 +16,12 @@ export interface WorkerCommandConfig {
   workerTimeout: number
   logFormat: LogFormat
   verbose: boolean
+  /** Serve every worker process's Prometheus metrics, merged, on this port (`--metrics-port`); `undefined`: off. */
+  metricsPort: number | undefined
+  /** Interface the metrics endpoint listens on (`--metrics-host`, default `127.0.0.1`). */
+  metricsHost: string
+  /** Milliseconds between two stats lines of each worker process (`--stats-interval`); 0: off. */
+  statsInterval: number
 }
 
 /** What a worker process gets from the supervisor (in the `TQ_CLI_CHILD` environment variable). */
@@ -29,10 +35,18 @@ export const CHILD_ENV = 'TQ_CLI_CHILD'
 
 /** Messages a worker process sends its supervisor over the IPC channel. */
 export type ChildMessage =
-  { type: 'hello' } | { type: 'ready'; queues: string[] } | { type: 'bootError'; code: number; message: string }
+  | { type: 'hello' }
+  | { type: 'ready'; queues: string[] }
+  | { type: 'bootError'; code: number; message: string }
+  /** The answer to a `metrics` request: prom-client JSON (empty without a Prometheus middleware). */
+  | { type: 'metrics'; id: number; metrics: object[] }
 
-/** Messages the supervisor sends a worker process. */
-export type SupervisorMessage = { type: 'stop' } | { type: 'kill' }
+/**
+ * Messages the supervisor sends a worker process: stop, exit now, report metrics (answered
+ * with a `metrics` message of the same `id`), log a stats line.
+ */
+export type SupervisorMessage =
+  { type: 'stop' } | { type: 'kill' } | { type: 'metrics'; id: number } | { type: 'stats' }
 
 export function isMessage<T extends { type: string }>(value: unknown): value is T {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string'

@@ -32,7 +32,7 @@ export interface RunCliOptions {
   env?: NodeJS.ProcessEnv
   cwd?: string
   restart?: RestartPolicy
-  /** Stop on SIGTERM/SIGINT and reload on SIGHUP sent to this process (default true). */
+  /** Stop on SIGTERM/SIGINT, reload on SIGHUP and ask for stats lines on SIGUSR1 sent to this process (default true). */
   handleSignals?: boolean
 }
 
@@ -62,15 +62,18 @@ async function superviseWorkers(config: WorkerCommandConfig, options: RunCliOpti
   const onTerm = (): void => supervisor.stop('SIGTERM')
   const onInt = (): void => supervisor.stop('SIGINT')
   const onHup = (): void => supervisor.reload('SIGHUP')
+  const onUsr1 = (): void => supervisor.requestStats('SIGUSR1')
   process.on('SIGTERM', onTerm)
   process.on('SIGINT', onInt)
   process.on('SIGHUP', onHup)
+  process.on('SIGUSR1', onUsr1)
   try {
     return await supervisor.run()
   } finally {
     process.off('SIGTERM', onTerm)
     process.off('SIGINT', onInt)
     process.off('SIGHUP', onHup)
+    process.off('SIGUSR1', onUsr1)
   }
 }
 

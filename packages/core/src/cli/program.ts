@@ -24,7 +24,8 @@ export function cliVersion(): string {
 const SIGNAL_HELP = `Signals:
   SIGTERM, SIGINT  stop gracefully: running messages finish (up to --worker-shutdown-timeout),
                    received ones go back to the broker; a second signal exits at once (code 1)
-  SIGHUP           restart every worker process gracefully (reload the code)`
+  SIGHUP           restart every worker process gracefully (reload the code)
+  SIGUSR1          every worker process logs a stats line (processed, failed, retried, in flight)`
 
 function integer(min: number, what: string) {
   return (value: string): number => {
@@ -32,6 +33,15 @@ function integer(min: number, what: string) {
     if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
       throw new InvalidArgumentError(`${what} must be an integer >= ${min}.`)
     }
+    return n
+  }
+}
+
+function port(what: string) {
+  return (value: string): number => {
+    const n = Number(value)
+    if (!/^\d+$/.test(value.trim()) || n > 65535)
+      throw new InvalidArgumentError(`${what} must be a port number (0 to 65535).`)
     return n
   }
 }
@@ -54,6 +64,9 @@ interface WorkerOptionsParsed {
   workerTimeout: number
   logFormat: LogFormat
   verbose?: boolean
+  metricsPort?: number
+  metricsHost: string
+  statsInterval: number
 }
 
 export interface ProgramIo {
@@ -120,6 +133,18 @@ export function buildProgram(io: ProgramIo, result: { code: number }): Command {
         .default(LogFormat.PRETTY),
     )
     .addOption(new Option('-v, --verbose', 'also log debug entries'))
+    .addOption(
+      new Option(
+        '--metrics-port <port>',
+        "serve every worker process's Prometheus metrics, merged, at http://<host>:<port>/metrics (needs @tq/prometheus; 0 picks a free port)",
+      ).argParser(port('--metrics-port')),
+    )
+    .addOption(new Option('--metrics-host <host>', 'interface of the metrics endpoint').default('127.0.0.1'))
+    .addOption(
+      new Option('--stats-interval <ms>', 'log a stats line from each worker process every <ms>')
+        .argParser(integer(0, '--stats-interval'))
+        .default(0, 'off'),
+    )
     .addHelpText(
       'after',
       `\n${SIGNAL_HELP}\n\n${EXIT_CODE_HELP}\n\nOptions that take several values (--queues, --path) stop at the next option; put modules first or end the list with --.\n`,
@@ -158,6 +183,9 @@ export function buildProgram(io: ProgramIo, result: { code: number }): Command {
         workerTimeout: opts.workerTimeout,
         logFormat: opts.logFormat,
         verbose: opts.verbose === true,
+        metricsPort: opts.metricsPort,
+        metricsHost: opts.metricsHost,
+        statsInterval: opts.statsInterval,
       })
     })
   return program

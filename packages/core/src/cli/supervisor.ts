@@ -10,6 +10,7 @@ import {
   type WorkerProcessConfig,
 } from './config.ts'
 import { ExitCode, describeExitCode } from './exit-codes.ts'
+import { loadMetricsModule, type AggregatedMetricsServer, type MetricsModule } from './metrics.ts'
 import { watchTree, type TreeWatcher } from './watch.ts'
 
 export interface RestartPolicy {
@@ -36,6 +37,10 @@ export interface SupervisorOptions {
   version?: string
   /** Milliseconds of quiet before a file change reloads (default 200). */
   watchDebounce?: number
+  /** How long a worker process may take to answer a metrics request (ms, default 3000). */
+  metricsTimeout?: number
+  /** Replaces loading `@tq/prometheus` for `--metrics-port` (tests). */
+  loadMetrics?: () => Promise<MetricsModule>
 }
 
 type SlotKind = 'boot' | 'restart'
@@ -51,6 +56,13 @@ interface Slot {
   delay: number
   timer: NodeJS.Timeout | undefined
   bootError: string | undefined
+  /** The last metrics this process reported: used again when it is too busy to answer a scrape in time. */
+  lastMetrics: object[] | undefined
+}
+
+interface PendingMetrics {
+  child: ChildProcess
+  done: (metrics: object[] | undefined) => void
 }
 
 type State = 'created' | 'running' | 'reloading' | 'stopping' | 'done'
@@ -90,6 +102,9 @@ export class Supervisor {
   #killTimer: NodeJS.Timeout | undefined
   #resolve: ((code: number) => void) | undefined
   readonly #done: Promise<number>
+  #metricsServer: AggregatedMetricsServer | undefined
+  #requestId = 0
+  readonly #pendingMetrics = new Map<number, PendingMetrics>()
 
   constructor(options: SupervisorOptions) {
     this.#options = options
@@ -108,6 +123,7 @@ export class Supervisor {
       delay: this.#minDelay,
       timer: undefined,
       bootError: undefined,
+      lastMetrics: undefined,
     }))
     this.#done = new Promise((resolve) => (this.#resolve = resolve))
   }
@@ -128,10 +144,91 @@ export class Supervisor {
       modules: config.modules,
       ...(config.queues ? { queues: config.queues } : {}),
       ...(config.watch ? { watch: config.watch } : {}),
+      ...(config.metricsPort !== undefined ? { metricsPort: config.metricsPort } : {}),
     })
-    for (const slot of this.#slots) this.#spawn(slot, 'boot')
-    if (config.watch) this.#startWatching(config.watch)
+    if (config.metricsPort === undefined) this.#startWorkers()
+    else void this.#startMetrics(config.metricsPort).then((ok) => ok && this.#startWorkers())
     return this.#done
+  }
+
+  #startWorkers(): void {
+    if (this.#state !== 'running') return
+    for (const slot of this.#slots) this.#spawn(slot, 'boot')
+    if (this.config.watch) this.#startWatching(this.config.watch)
+  }
+
+  /** Serve the merged metrics (`--metrics-port`) before any process starts; a failure stops with code 2. */
+  async #startMetrics(port: number): Promise<boolean> {
+    const host = this.config.metricsHost
+    let server: AggregatedMetricsServer
+    try {
+      const load = this.#options.loadMetrics ?? (() => loadMetricsModule([...this.config.paths, process.cwd()]))
+      const metrics = await load()
+      server = await metrics.serveAggregatedMetrics({ port, host, collect: () => this.collectMetrics() })
+    } catch (error) {
+      this.logger.error(`Cannot serve metrics on ${host}:${port}`, errorMeta(error))
+      if (this.#state !== 'running') return false
+      this.#exitCode = ExitCode.USAGE
+      this.#beginStop()
+      return false
+    }
+    if (this.#state !== 'running') {
+      await server.close()
+      return false
+    }
+    this.#metricsServer = server
+    this.logger.info('Serving metrics', { url: server.url })
+    return true
+  }
+
+  /**
+   * Every running worker process's metrics (prom-client JSON, one list per process), asked for
+   * over the IPC channel. A process that does not answer within `metricsTimeout` counts with the
+   * last metrics it reported (so counters do not seem to go back), or not at all.
+   */
+  async collectMetrics(): Promise<object[][]> {
+    const timeout = this.#options.metricsTimeout ?? 3000
+    const answers = await Promise.all(
+      this.#slots.map(async (slot) => {
+        const child = slot.child
+        if (!child || !slot.hello || !child.connected) return slot.lastMetrics
+        const metrics = await this.#askMetrics(child, timeout)
+        if (metrics === undefined) {
+          this.logger.warn(`worker-${slot.index} did not report its metrics within ${timeout} ms`, {
+            worker: slot.index,
+            workerPid: child.pid,
+          })
+          return slot.lastMetrics
+        }
+        if (slot.child === child) slot.lastMetrics = metrics
+        return metrics
+      }),
+    )
+    return answers.filter((a): a is object[] => a !== undefined)
+  }
+
+  #askMetrics(child: ChildProcess, timeout: number): Promise<object[] | undefined> {
+    const id = ++this.#requestId
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(undefined), timeout)
+      const finish = (metrics: object[] | undefined): void => {
+        clearTimeout(timer)
+        this.#pendingMetrics.delete(id)
+        resolve(metrics)
+      }
+      this.#pendingMetrics.set(id, { child, done: finish })
+      this.#send(child, { type: 'metrics', id }, () => finish(undefined))
+    })
+  }
+
+  /** SIGUSR1: every worker process logs its stats line. */
+  requestStats(reason = 'stats requested'): void {
+    if (this.#state !== 'running') return
+    this.logger.debug(`${reason}: asking worker processes for their stats`)
+    for (const slot of this.#slots) {
+      const child = slot.child
+      if (child && slot.hello && child.connected) this.#send(child, { type: 'stats' }, () => {})
+    }
   }
 
   /** Stop gracefully (SIGTERM/SIGINT). Called a second time, tell every process to exit now (code 1). */
@@ -175,6 +272,7 @@ export class Supervisor {
     slot.hello = false
     slot.ready = false
     slot.bootError = undefined
+    slot.lastMetrics = undefined
     slot.startedAt = Date.now()
     child.on('message', (message: unknown) => {
       if (slot.child !== child || !isMessage<ChildMessage>(message)) return
@@ -191,6 +289,9 @@ export class Supervisor {
         })
       } else if (message.type === 'bootError') {
         slot.bootError = message.message
+      } else if (message.type === 'metrics') {
+        const pending = this.#pendingMetrics.get(message.id)
+        if (pending?.child === child) pending.done(Array.isArray(message.metrics) ? message.metrics : [])
       }
     })
     child.on('error', (error) => {
@@ -206,6 +307,8 @@ export class Supervisor {
     if (slot.child !== child) return
     const { hello, ready } = slot
     slot.child = undefined
+    slot.lastMetrics = undefined
+    for (const pending of [...this.#pendingMetrics.values()]) if (pending.child === child) pending.done(undefined)
     slot.hello = false
     slot.ready = false
     const how = signal ? `killed by ${signal}` : `exit code ${code}`
@@ -287,8 +390,17 @@ export class Supervisor {
       }
     } else if (this.#state === 'stopping') {
       this.#state = 'done'
-      this.logger.info(`Supervisor exiting: ${describeExitCode(this.#exitCode)}`, { code: this.#exitCode })
-      this.#resolve?.(this.#exitCode)
+      const server = this.#metricsServer
+      this.#metricsServer = undefined
+      const finish = (): void => {
+        this.logger.info(`Supervisor exiting: ${describeExitCode(this.#exitCode)}`, { code: this.#exitCode })
+        this.#resolve?.(this.#exitCode)
+      }
+      if (!server) return finish()
+      server.close().then(finish, (error: unknown) => {
+        this.logger.warn('Could not close the metrics server', errorMeta(error))
+        finish()
+      })
     }
   }
 

@@ -8,6 +8,7 @@ import { Worker } from '../worker.ts'
 import { isMessage, type ChildMessage, type SupervisorMessage, type WorkerProcessConfig } from './config.ts'
 import { ExitCode } from './exit-codes.ts'
 import { createCliLogger } from './log.ts'
+import { RetryCounter, findMetricsSource } from './metrics.ts'
 import { resolveModule } from './modules.ts'
 
 /** How long to wait for the supervisor to take a message before exiting anyway. */
@@ -61,6 +62,21 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
   let stopReason: string | undefined
   let stopping = false
   let sigterms = 0
+  let statsTimer: NodeJS.Timeout | undefined
+  const retries = new RetryCounter()
+
+  /** The counters of the stats lines (and of the stop line). */
+  const stats = (): Record<string, number> => {
+    const s = worker?.stats
+    return {
+      processed: s?.processed ?? 0,
+      failed: s?.failed ?? 0,
+      retried: retries.count,
+      skipped: s?.skipped ?? 0,
+      inFlight: s?.inFlight ?? 0,
+    }
+  }
+  const logStats = (): void => logger.info('Worker process stats', stats())
 
   const send = (message: ChildMessage): Promise<void> =>
     new Promise((resolve) => {
@@ -75,6 +91,7 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
   const shutdown = async (): Promise<void> => {
     if (stopping) return
     stopping = true
+    if (statsTimer) clearInterval(statsTimer)
     logger.debug('Stopping', { reason: stopReason })
     let code: number = ExitCode.OK
     try {
@@ -92,13 +109,8 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
         code = ExitCode.UNCLEAN
       }
     }
-    const stats = worker?.stats
-    logger.info('Worker process stopped', {
-      reason: stopReason,
-      processed: stats?.processed ?? 0,
-      failed: stats?.failed ?? 0,
-      skipped: stats?.skipped ?? 0,
-    })
+    const { inFlight: _inFlight, ...counters } = stats()
+    logger.info('Worker process stopped', { reason: stopReason, ...counters })
     exit(code)
   }
 
@@ -126,8 +138,27 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
     else if (message.type === 'kill') {
       logger.warn('Told to exit now: not waiting for running messages')
       exit(ExitCode.UNCLEAN)
+    } else if (message.type === 'stats') {
+      logStats()
+    } else if (message.type === 'metrics') {
+      void reportMetrics(message.id)
     }
   })
+
+  /** Answer the supervisor's metrics request with the Prometheus middleware's JSON (empty without one). */
+  const reportMetrics = async (id: number): Promise<void> => {
+    let metrics: object[] = []
+    const source = broker ? findMetricsSource(broker) : undefined
+    if (source) {
+      try {
+        const json: unknown = await source.getMetricsAsJSON()
+        if (Array.isArray(json)) metrics = json as object[]
+      } catch (error) {
+        logger.warn('Could not collect the metrics', errorMeta(error))
+      }
+    }
+    await send({ type: 'metrics', id, metrics })
+  }
   process.on('disconnect', () => requestStop('supervisor exited'))
   process.on('uncaughtException', (error) => {
     logger.error('Uncaught exception; exiting', errorMeta(error))
@@ -169,6 +200,7 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
     // A broker without a logger of its own logs through the CLI's.
     const ownLogger = broker.logger === noopLogger
     if (ownLogger) broker.logger = logger.child({ component: 'broker' })
+    broker.addMiddleware(retries)
 
     await broker.emitAfter('afterProcessBoot')
     if (stopReason !== undefined) return await shutdown()
@@ -205,6 +237,11 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
   if (broker instanceof StubBroker && config.processes > 1 && config.index === 1) {
     logger.warn('StubBroker keeps messages in memory: each worker process has its own queues')
   }
+  if (config.metricsPort !== undefined && config.index === 1 && !findMetricsSource(broker)) {
+    logger.warn(
+      'The broker has no Prometheus middleware: /metrics has nothing from the worker processes; add new Prometheus() from @tq/prometheus to its middleware',
+    )
+  }
   const declared = broker.getDeclaredQueues()
   for (const queue of config.queues ?? []) {
     if (!declared.has(queue))
@@ -218,6 +255,10 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
     concurrency: worker.concurrency,
   })
   booted = true
+  if (config.statsInterval > 0) {
+    statsTimer = setInterval(logStats, config.statsInterval)
+    statsTimer.unref()
+  }
   await send({ type: 'ready', queues })
   if (stopReason !== undefined) await shutdown()
 }

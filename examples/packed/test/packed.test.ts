@@ -1,0 +1,128 @@
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { publint } from 'publint'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const root = join(here, '../../..')
+const scratch = mkdtempSync(join(tmpdir(), 'tq-packed-'))
+const tarballs = join(scratch, 'tarballs')
+const project = join(scratch, 'project')
+
+interface Manifest {
+  name: string
+  private?: boolean
+  peerDependencies?: Record<string, string>
+}
+
+const packages = readdirSync(join(root, 'packages'))
+  .map((dir) => ({
+    dir: join(root, 'packages', dir),
+    manifest: JSON.parse(readFileSync(join(root, 'packages', dir, 'package.json'), 'utf8')) as Manifest,
+  }))
+  .filter((p) => !p.manifest.private)
+
+/** pnpm as the test runner was started with (it rewrites workspace: and catalog: ranges when packing). */
+function pnpm(args: string[], cwd: string): string {
+  const execPath = process.env['npm_execpath']
+  if (execPath && /pnpm/.test(execPath))
+    return execFileSync(process.execPath, [execPath, ...args], { cwd, encoding: 'utf8' })
+  return execFileSync('corepack', ['pnpm', ...args], {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, COREPACK_ENABLE_DOWNLOAD_PROMPT: '0' },
+  })
+}
+
+const tarballOf = new Map<string, string>()
+
+beforeAll(() => {
+  if (packages.some((p) => !existsSync(join(p.dir, 'dist'))))
+    execFileSync(join(root, 'node_modules/.bin/tsc'), ['-b'], { cwd: root })
+  for (const p of packages) {
+    const out = pnpm(['pack', '--pack-destination', tarballs], p.dir).trim().split('\n').at(-1) as string
+    tarballOf.set(p.manifest.name, out.startsWith('/') ? out : join(tarballs, out))
+  }
+})
+
+afterAll(() => rmSync(scratch, { recursive: true, force: true }))
+
+describe('published packages', () => {
+  it.each(packages.map((p) => [p.manifest.name] as const))('%s passes publint', async (name) => {
+    // Lint the tarball pnpm made (what would be published), not a fresh pack.
+    const bytes = readFileSync(tarballOf.get(name) as string)
+    const tarball = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
+    const { messages } = await publint({ pkgDir: 'package', pack: { tarball }, level: 'warning', strict: false })
+    expect(messages.filter((m) => m.type === 'error' || m.type === 'warning')).toEqual([])
+  })
+
+  it.each(packages.map((p) => [p.manifest.name] as const))('%s has types that resolve (attw, ESM only)', (name) => {
+    const tarball = tarballOf.get(name) as string
+    const attw = join(root, 'node_modules/.bin/attw')
+    // ESM only: CommonJS resolution modes are ignored (require(esm) covers CJS users on Node 20.19+).
+    // attw exits non-zero on any problem that is not ignored.
+    let failure = ''
+    try {
+      execFileSync(attw, [tarball, '--profile', 'esm-only', '--format', 'ascii'], { encoding: 'utf8' })
+    } catch (error) {
+      failure = String((error as { stdout?: string }).stdout)
+    }
+    expect(failure).toBe('')
+  })
+
+  it('never ship workspace: or catalog: ranges', () => {
+    for (const [name, tarball] of tarballOf) {
+      const manifest = execFileSync('tar', ['-xOzf', tarball, 'package/package.json'], { encoding: 'utf8' })
+      expect(manifest, name).not.toMatch(/workspace:|catalog:/)
+    }
+  })
+
+  it('install into a project outside the workspace and run there', () => {
+    const deps: Record<string, string> = {}
+    for (const [name, tarball] of tarballOf) deps[name] = `file:${tarball}`
+    // The adapters' client libraries are peers: the app installs them.
+    for (const p of packages)
+      for (const [peer, range] of Object.entries(p.manifest.peerDependencies ?? {}))
+        if (!peer.startsWith('@tq/') && !deps[peer]) deps[peer] = resolvedRange(p.dir, peer, range)
+    execFileSync('mkdir', ['-p', project])
+    writeFileSync(
+      join(project, 'package.json'),
+      JSON.stringify({ name: 'packed-app', private: true, type: 'module', dependencies: deps }, null, 2),
+    )
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: project, encoding: 'utf8' })
+    for (const file of ['main.mjs', 'main.cjs'])
+      writeFileSync(join(project, file), readFileSync(join(here, '../app', file)))
+    const esm = execFileSync(process.execPath, ['main.mjs'], {
+      cwd: project,
+      encoding: 'utf8',
+      env: { ...process.env, TQ_BROKER_URL: 'redis://127.0.0.1:6379/12', NODE_OPTIONS: '' },
+    })
+    expect(esm.trim().split('\n')).toEqual(['stub: 3', 'getBroker: RedisBroker', 'redis: 42'])
+    const cjs = execFileSync(process.execPath, ['main.cjs'], {
+      cwd: project,
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: '' },
+    })
+    expect(cjs.trim()).toBe('cjs: StubBroker 1')
+  })
+})
+
+/** A peer's range as the workspace catalog pins it (the packed manifest has the real range). */
+function resolvedRange(dir: string, peer: string, range: string): string {
+  if (!range.startsWith('catalog:')) return range
+  const tarball = [...tarballOf.values()].find((t) =>
+    t.includes(
+      JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
+        .name.replace('@', '')
+        .replace('/', '-'),
+    ),
+  )
+  if (!tarball) return '*'
+  const manifest = JSON.parse(
+    execFileSync('tar', ['-xOzf', tarball, 'package/package.json'], { encoding: 'utf8' }),
+  ) as Manifest
+  return manifest.peerDependencies?.[peer] ?? '*'
+}

@@ -1,0 +1,8 @@
+export { SqsBroker, brokerPlugin } from './sqs-broker.ts'
+export type { SqsBrokerOptions, SqsJoinOptions, SqsQueueCounts } from './sqs-broker.ts'
+export { SqsConsumer, SqsMessageProxy } from './consumer.ts'
+export { classifySqsError, isQueueMissing, sqsErrorCode } from './classify-error.ts'
+export { SQS_MAX_QUEUE_NAME, sqsQueueName, validateQueuePrefix } from './queue-names.ts'
+export { BODY_ENCODING_ATTRIBUTE, fromSqsBody, isSqsText, sqsMessageSize, toSqsBody } from './body.ts'
+export type { SqsBody } from './body.ts'
+export { parseSqsUrl } from './url.ts'
