@@ -48,10 +48,13 @@ function extract(file: string): Snippet[] {
     const flags = open[3] ?? ''
     const body: string[] = []
     const at: number[] = []
-    const prelude = /^\s*<!--\s*prelude:\s*(.*?)\s*-->\s*$/.exec(lines[i - 1] ?? '')
+    // The prelude comment may be separated from the fence by blank lines (Prettier adds one).
+    let k = i - 1
+    while (k >= 0 && (lines[k] ?? '').trim() === '') k--
+    const prelude = /^\s*<!--\s*prelude:\s*(.*?)\s*-->\s*$/.exec(lines[k] ?? '')
     if (prelude) {
       body.push(prelude[1] ?? '')
-      at.push(i)
+      at.push(k + 1)
     }
     let j = i + 1
     for (; j < lines.length && !/^\s*```\s*$/.test(lines[j] ?? ''); j++) {
