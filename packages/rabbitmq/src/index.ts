@@ -1,0 +1,6 @@
+export { RabbitmqBroker, brokerPlugin } from './rabbitmq-broker.ts'
+export type { QueueMessageCounts, RabbitmqBrokerOptions, RabbitmqJoinOptions } from './rabbitmq-broker.ts'
+export { RabbitmqConsumer, RabbitmqMessageProxy } from './consumer.ts'
+export { AmqpReplyCode, classifyAmqpError } from './classify-error.ts'
+export { DEAD_MESSAGE_TTL, queueDeclarations } from './topology.ts'
+export type { QueueArgumentValue, QueueDeclaration, TopologyOptions, TypedTableValue } from './topology.ts'

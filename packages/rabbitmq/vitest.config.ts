@@ -1,0 +1,14 @@
+import { defineProject } from 'vitest/config'
+
+export default defineProject({
+  resolve: { conditions: ['@tq/source'] },
+  ssr: { resolve: { conditions: ['@tq/source'] } },
+  test: {
+    name: 'rabbitmq',
+    include: ['test/**/*.test.ts'],
+    // The files share one RabbitMQ server (and fault-injection closes connections); run them one after another.
+    fileParallelism: false,
+    testTimeout: 20_000,
+    hookTimeout: 20_000,
+  },
+})
