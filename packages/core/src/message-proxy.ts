@@ -13,7 +13,12 @@ export class MessageProxy<R = unknown> {
   exception: unknown = undefined
   /** Whether the broker says this delivery was seen before (where it can tell). */
   redelivered = false
-  readonly #abort = new AbortController()
+  // Created only when someone asks for `signal`: an AbortController per message is measurable
+  // on the hot path, and most actors never look at it.
+  #controller: AbortController | undefined
+  #aborted = false
+  #reason: unknown = undefined
+  #onAbort: ((reason: unknown) => void) | undefined
 
   constructor(message: Message<R>) {
     this.message = message
@@ -60,12 +65,40 @@ export class MessageProxy<R = unknown> {
 
   /** Fires when processing should stop: time limit reached or (opted-in) worker shutdown. */
   get signal(): AbortSignal {
-    return this.#abort.signal
+    if (!this.#controller) {
+      this.#controller = new AbortController()
+      if (this.#aborted) this.#controller.abort(this.#reason)
+    }
+    return this.#controller.signal
+  }
+
+  /** Whether `abort()` was called. */
+  get aborted(): boolean {
+    return this.#aborted
+  }
+
+  /** The reason given to `abort()`. */
+  get abortReason(): unknown {
+    return this.#reason
   }
 
   /** Ask the running actor to stop; the worker stops waiting for it and fails with `reason`. */
   abort(reason: unknown): void {
-    if (!this.#abort.signal.aborted) this.#abort.abort(reason)
+    if (this.#aborted) return
+    this.#aborted = true
+    this.#reason = reason
+    this.#controller?.abort(reason)
+    const onAbort = this.#onAbort
+    this.#onAbort = undefined
+    onAbort?.(reason)
+  }
+
+  /**
+   * @internal The worker's hook: called once with the reason when the message is aborted (no
+   * AbortSignal needed). Pass `undefined` to clear it.
+   */
+  setAbortHandler(handler: ((reason: unknown) => void) | undefined): void {
+    this.#onAbort = handler
   }
 
   toString(): string {

@@ -200,6 +200,7 @@ export class Worker {
       this.logger.error(`Dead-lettering message for unknown actor ${proxy.actorName}`, {
         messageId: proxy.messageId,
         queue: state.queueName,
+        ...errorMeta(error),
       })
       proxy.fail()
       proxy.stuffException(error)
@@ -305,18 +306,18 @@ export class Worker {
       const inner = call
       call = () => (m.wrapActorCall as NonNullable<Middleware['wrapActorCall']>).call(m, this.broker, proxy, inner)
     }
-    const signal = proxy.signal
-    if (signal.aborted) return Promise.reject(signal.reason as Error)
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the abort reason as given
+    if (proxy.aborted) return Promise.reject(proxy.abortReason)
+    // Race the actor against an abort (time limit, shutdown) without an AbortSignal per message.
     return new Promise((resolve, reject) => {
-      const onAbort = (): void => reject(signal.reason as Error)
-      signal.addEventListener('abort', onAbort, { once: true })
+      proxy.setAbortHandler(reject)
       call().then(
         (value) => {
-          signal.removeEventListener('abort', onAbort)
+          proxy.setAbortHandler(undefined)
           resolve(value)
         },
         (error: unknown) => {
-          signal.removeEventListener('abort', onAbort)
+          proxy.setAbortHandler(undefined)
           reject(error) // eslint-disable-line @typescript-eslint/prefer-promise-reject-errors -- rethrow exactly what the actor threw
         },
       )

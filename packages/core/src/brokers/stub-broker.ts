@@ -9,6 +9,7 @@ import {
 } from '../broker.ts'
 import { DecodeError, QueueJoinTimeoutError, QueueNotFoundError, errorMessage } from '../errors.ts'
 import type { BrokerPlugin } from '../global.ts'
+import { Fifo } from '../internal/fifo.ts'
 import { Notifier } from '../notifier.ts'
 import { errorMeta } from '../logger.ts'
 import { Message } from '../message.ts'
@@ -28,7 +29,7 @@ export interface RejectedPayload {
 }
 
 class StubQueue {
-  readonly items: Uint8Array[] = []
+  readonly items: Fifo<Uint8Array> = new Fifo()
   /** Messages put and not yet acked or nacked (requeues do not change it). */
   unfinished = 0
   /** Wakes consumers when a message arrives. */
@@ -119,7 +120,7 @@ export class StubBroker extends Broker {
   override async flush(queueName: string): Promise<void> {
     for (const name of [qName(queueName), dqName(queueName)]) {
       const queue = this.#queue(name)
-      const dropped = queue.items.splice(0).length
+      const dropped = queue.items.clear().length
       for (let i = 0; i < dropped; i++) queue.taskDone()
     }
   }
@@ -214,7 +215,7 @@ class StubConsumer implements Consumer {
       const free = this.#prefetch - this.#outstanding
       if (free > 0 && this.#queue.items.length > 0) {
         const out: MessageProxy[] = []
-        for (const body of this.#queue.items.splice(0, free)) {
+        for (const body of this.#queue.items.take(free)) {
           try {
             out.push(new StubMessageProxy(Message.decode(body, this.#broker.encoder), body))
           } catch (error) {
