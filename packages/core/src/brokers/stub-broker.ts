@@ -197,7 +197,6 @@ class StubConsumer implements Consumer {
   #outstanding = 0
   #closed = false
   readonly #slotFreed = new Notifier()
-  readonly #closing = new AbortController()
 
   constructor(broker: StubBroker, queueName: string, queue: StubQueue, prefetch: number, timeout: number) {
     this.#broker = broker
@@ -209,9 +208,9 @@ class StubConsumer implements Consumer {
 
   async receive(options: ReceiveOptions = {}): Promise<MessageProxy[]> {
     const deadline = Date.now() + this.#timeout
-    const signal = options.signal ? AbortSignal.any([options.signal, this.#closing.signal]) : this.#closing.signal
+    const signal = options.signal
     for (;;) {
-      if (this.#closed || signal.aborted) return []
+      if (this.#closed || signal?.aborted) return []
       const free = this.#prefetch - this.#outstanding
       if (free > 0 && this.#queue.items.length > 0) {
         const out: MessageProxy[] = []
@@ -266,7 +265,9 @@ class StubConsumer implements Consumer {
 
   async close(): Promise<void> {
     this.#closed = true
-    this.#closing.abort()
+    // Wake a pending receive() so it sees the consumer is closed.
+    this.#queue.arrived.notify()
+    this.#slotFreed.notify()
   }
 }
 

@@ -29,7 +29,11 @@ const MAX_TIMER = 2 ** 31 - 1
 export class TimeLimit implements Middleware {
   readonly actorOptions: readonly string[] = ['timeLimit']
   readonly timeLimit: number
-  readonly #timers = new Map<MessageProxy, NodeJS.Timeout>()
+  // One timer for every armed message, set for the earliest deadline. It is re-armed only when a
+  // new deadline is earlier, so messages with equal limits cost a map entry each and no timer.
+  readonly #deadlines = new Map<MessageProxy, { deadline: number; limit: number; broker: Broker }>()
+  #timer: NodeJS.Timeout | undefined
+  #timerAt = Infinity
 
   constructor(options: TimeLimitOptions = {}) {
     this.timeLimit = options.timeLimit ?? 600_000
@@ -37,51 +41,53 @@ export class TimeLimit implements Middleware {
 
   /** Messages whose time limit is armed right now. */
   get pending(): number {
-    return this.#timers.size
+    return this.#deadlines.size
   }
 
   async beforeProcessMessage(broker: Broker, proxy: MessageProxy): Promise<void> {
     const limit = orLookup(proxy.options, broker.actors.get(proxy.actorName), 'timeLimit', this.timeLimit)
     if (typeof limit !== 'number' || Number.isNaN(limit) || limit === Infinity) return
-    this.#arm(broker, proxy, performance.now() + Math.max(0, limit), limit)
+    const deadline = performance.now() + Math.max(0, limit)
+    this.#deadlines.set(proxy, { deadline, limit, broker })
+    if (deadline < this.#timerAt) this.#schedule(deadline)
   }
 
-  #arm(broker: Broker, proxy: MessageProxy, deadline: number, limit: number): void {
-    const remaining = Math.max(0, deadline - performance.now())
-    const timer = setTimeout(
-      () => {
-        if (performance.now() < deadline) {
-          this.#arm(broker, proxy, deadline, limit)
-          return
-        }
-        this.#timers.delete(proxy)
-        broker.logger
-          .child({ component: 'time-limit' })
-          .warn(`Time limit of ${limit} ms exceeded by ${proxy.toString()}`, {
-            messageId: proxy.messageId,
-            actor: proxy.actorName,
-            timeLimit: limit,
-          })
-        proxy.abort(new TimeLimitExceededError(`Time limit of ${limit} ms exceeded by ${proxy.actorName}`))
-      },
-      Math.min(remaining, MAX_TIMER),
-    )
-    timer.unref()
-    this.#timers.set(proxy, timer)
+  #schedule(at: number): void {
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#timerAt = at
+    // Limits longer than a timer can wait (about 24.8 days) are reached in several hops.
+    this.#timer = setTimeout(() => this.#check(), Math.min(MAX_TIMER, Math.max(0, at - performance.now())))
+    this.#timer.unref()
   }
 
-  #clear(proxy: MessageProxy): void {
-    const timer = this.#timers.get(proxy)
-    if (timer === undefined) return
-    clearTimeout(timer)
-    this.#timers.delete(proxy)
+  #check(): void {
+    this.#timer = undefined
+    this.#timerAt = Infinity
+    const now = performance.now()
+    let next = Infinity
+    for (const [proxy, { deadline, limit, broker }] of this.#deadlines) {
+      if (deadline > now) {
+        if (deadline < next) next = deadline
+        continue
+      }
+      this.#deadlines.delete(proxy)
+      broker.logger
+        .child({ component: 'time-limit' })
+        .warn(`Time limit of ${limit} ms exceeded by ${proxy.toString()}`, {
+          messageId: proxy.messageId,
+          actor: proxy.actorName,
+          timeLimit: limit,
+        })
+      proxy.abort(new TimeLimitExceededError(`Time limit of ${limit} ms exceeded by ${proxy.actorName}`))
+    }
+    if (next < Infinity) this.#schedule(next)
   }
 
   async afterProcessMessage(_broker: Broker, proxy: MessageProxy): Promise<void> {
-    this.#clear(proxy)
+    this.#deadlines.delete(proxy)
   }
 
   async afterSkipMessage(_broker: Broker, proxy: MessageProxy): Promise<void> {
-    this.#clear(proxy)
+    this.#deadlines.delete(proxy)
   }
 }
