@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { getEncoder, type Encoder } from './encoder.ts'
+import { DecodeError, errorMessage } from './errors.ts'
 import { fieldsFromWire, fieldsToWire, type MessageFields, type WireMessage } from './wire.ts'
 import type { ResultBackend } from './results/backend.ts'
 
@@ -115,7 +116,14 @@ export class Message<R = unknown> implements MessageFields {
 
   /** Decode bytes into a message. Throws `DecodeError` naming what is wrong. */
   static decode(bytes: Uint8Array, encoder: Encoder = getEncoder()): Message {
-    return new Message(fieldsFromWire(encoder.decode(bytes)))
+    try {
+      return new Message(fieldsFromWire(encoder.decode(bytes)))
+    } catch (error) {
+      // Anything else (a stack overflow on absurdly nested pipe_targets, an encoder that
+      // throws its own errors) is still an undecodable body: callers dead-letter on DecodeError.
+      if (error instanceof DecodeError) throw error
+      throw new DecodeError(`Message body could not be decoded: ${errorMessage(error)}`, bytes, error)
+    }
   }
 
   /** Build a message from a wire dict (as found in `pipe_target` or a callback's arguments). */

@@ -21,7 +21,11 @@ export interface WorkerOptions {
   delayPrefetch?: number
   /** Milliseconds to wait before restarting a consumer that failed (default 3000). */
   consumerRestartDelay?: number
-  /** Milliseconds between retries of an ack/nack that hit a connection error (default 5000). */
+  /**
+   * Longest pause (ms) between retries of an ack/nack that hit a connection error (default
+   * 5000). The first retry comes after 100 ms and the pause doubles up to this, so a blip costs
+   * milliseconds while a long outage is not hammered.
+   */
   ackRetryDelay?: number
   logger?: Logger
 }
@@ -62,6 +66,8 @@ interface WorkItem {
 }
 
 const MAX_TIMER = 2 ** 31 - 1
+/** First pause before retrying a failed ack/nack (ms); it doubles up to `ackRetryDelay`. */
+const FIRST_ACK_RETRY_DELAY = 100
 
 /**
  * Consumes messages from a broker's queues and runs their actors, up to `concurrency` at once.
@@ -236,9 +242,12 @@ export class Worker {
       try {
         const { eta: _eta, ...options } = proxy.options
         const copy = proxy.message.copy({ queueName: qName(proxy.queueName) })
-        // copy() merges options; rebuild them without the eta.
+        // copy() merges options; rebuild them without the eta. Defined, not assigned: an own
+        // "__proto__" key (JSON.parse makes one) must stay a key, not become the prototype.
         for (const key of Object.keys(copy.options)) delete copy.options[key]
-        Object.assign(copy.options, options)
+        for (const [key, value] of Object.entries(options)) {
+          Object.defineProperty(copy.options, key, { value, writable: true, enumerable: true, configurable: true })
+        }
         if (state.consumer.promote) {
           await this.broker.emitBefore('beforeEnqueue', copy, undefined)
           const enqueued = await state.consumer.promote(proxy, copy)
@@ -341,6 +350,8 @@ export class Worker {
   async #postProcess(state: ConsumerState, proxy: MessageProxy): Promise<void> {
     const broker = this.broker
     const failed = proxy.failed
+    // A running slot waits for this: retry soon after a blip, back off during an outage.
+    let delay = Math.min(FIRST_ACK_RETRY_DELAY, this.#ackRetryDelay)
     for (;;) {
       try {
         if (failed) {
@@ -355,11 +366,12 @@ export class Worker {
         return
       } catch (error) {
         if (broker.isRetryableError(error) && !(this.#stopping && this.#inFlight.size === 0)) {
-          this.logger.warn(`Could not ${failed ? 'nack' : 'ack'} message; retrying in ${this.#ackRetryDelay} ms`, {
+          this.logger.warn(`Could not ${failed ? 'nack' : 'ack'} message; retrying in ${delay} ms`, {
             messageId: proxy.messageId,
             ...errorMeta(error),
           })
-          await sleep(this.#ackRetryDelay)
+          await sleep(delay)
+          delay = Math.min(delay * 2, this.#ackRetryDelay)
           continue
         }
         this.logger.error(`Failed to ${failed ? 'nack' : 'ack'} message`, {

@@ -266,7 +266,14 @@ export class RabbitmqConsumer implements Consumer {
       message = Message.decode(raw.content, this.#host.encoder)
     } catch (error) {
       const reason = error instanceof DecodeError ? error.message : String(error)
-      this.#logger.error('Undecodable message dead-lettered', { reason, ...errorMeta(error) })
+      // The AMQP message-id property (if the producer set one) identifies it in the dead-letter queue.
+      const amqpMessageId: unknown = raw.properties.messageId
+      this.#logger.error('Undecodable message dead-lettered', {
+        ...(typeof amqpMessageId === 'string' ? { amqpMessageId } : {}),
+        deliveryTag: raw.fields.deliveryTag,
+        reason,
+        ...errorMeta(error),
+      })
       this.#settleDelivery(delivery, 'nack', undefined)
       return
     }

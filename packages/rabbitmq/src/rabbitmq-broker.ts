@@ -2,12 +2,15 @@ import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import {
   Broker,
+  BrokerConnectionError,
   ConnectionClosedError,
+  ConnectionFailedError,
   InvalidArgumentError,
   Notifier,
   QueueJoinTimeoutError,
   QueueNotFoundError,
   dqName,
+  errorMessage,
   errorMeta,
   qName,
   sleep,
@@ -25,6 +28,7 @@ import { classifyAmqpError } from './classify-error.ts'
 import { ManagedConnection } from './connection.ts'
 import { RabbitmqConsumer, type ConsumerHost } from './consumer.ts'
 import { Publisher, type PublishItem } from './publisher.ts'
+import { lazyChild } from './lazy-logger.ts'
 import { DEAD_MESSAGE_TTL, queueDeclarations } from './topology.ts'
 
 export interface RabbitmqBrokerOptions extends BrokerOptions {
@@ -184,7 +188,8 @@ export class RabbitmqBroker extends Broker {
     this.connectionName = options.connectionName ?? `tq-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
     this.#reconnectDelay = options.reconnectDelay ?? 100
     this.#maxReconnectDelay = options.maxReconnectDelay ?? 5000
-    const logger = this.logger.child({ component: 'rabbitmq' })
+    // Resolved on every call: `tq worker` gives the broker its logger after construction.
+    const logger = lazyChild(() => this.logger, { component: 'rabbitmq' })
     const socketOptions: SocketOptions = { noDelay: true, ...options.socketOptions }
     const open = options.connect ?? ((url: string, socket: SocketOptions) => amqpConnect(url, socket))
     const connection = (role: string): ManagedConnection =>
@@ -221,11 +226,14 @@ export class RabbitmqBroker extends Broker {
       invalidate: (canonical) => this.#declared.delete(canonical),
     })
     const encoderOf = (): RabbitmqBroker['encoder'] => this.encoder
+    const loggerOf = (): RabbitmqBroker['logger'] => this.logger
     this.#host = {
       get encoder() {
         return encoderOf()
       },
-      logger: this.logger,
+      get logger() {
+        return loggerOf()
+      },
       consumeConnection: this.#consumeConnection,
       declareOn: (channel, canonical) => this.#declareOn(channel, canonical),
       republish: (items) => this.#publisher.publish(items),
@@ -448,6 +456,22 @@ export class RabbitmqBroker extends Broker {
       if (remaining <= 0) throw new QueueJoinTimeoutError(canonical, options.timeout ?? 0)
       if (idle) await sleep(Math.min(remaining, interval))
       else await this.#settled.wait(Math.min(remaining, interval * 5))
+    }
+  }
+
+  /**
+   * Open the publishing connection now (one round over the URLs), so that a worker fails at
+   * boot (the CLI's exit code 3) when RabbitMQ is unreachable or refuses the credentials,
+   * instead of retrying in the background. Throws a `BrokerConnectionError`; its message names
+   * the server's answer, never the password.
+   */
+  override async connect(): Promise<void> {
+    if (this.#closed) throw new ConnectionClosedError('The RabbitMQ broker is closed')
+    try {
+      await this.#publishConnection.get()
+    } catch (error) {
+      if (error instanceof BrokerConnectionError) throw error
+      throw new ConnectionFailedError(`Could not connect to RabbitMQ: ${errorMessage(error)}`, { cause: error })
     }
   }
 

@@ -2,9 +2,11 @@ import { randomUUID } from 'node:crypto'
 import {
   Broker,
   ConfigurationError,
+  ConnectionFailedError,
   Notifier,
   QueueJoinTimeoutError,
   dqName,
+  errorMessage,
   errorMeta,
   qName,
   validateQueueName,
@@ -442,6 +444,35 @@ export class RedisBroker extends Broker {
       return out
     } catch (error) {
       throw classifyRedisError(error)
+    }
+  }
+
+  /**
+   * Open the command connection now and check it with a PING, so a worker fails at boot (the
+   * CLI's exit code 3) instead of polling a server it cannot reach. Throws
+   * `BrokerConnectionError` when Redis is unreachable or refuses the credentials; the message
+   * never contains the URL's password.
+   */
+  override async connect(): Promise<void> {
+    if (this.#closed) throw new ConfigurationError('This RedisBroker is closed')
+    // ioredis rejects connect() with a bare "Connection is closed."; the cause comes as an event.
+    let cause: unknown
+    const onError = (error: unknown): void => {
+      cause ??= error
+    }
+    this.client.on('error', onError)
+    try {
+      if (this.client.status === 'wait') await this.client.connect()
+      await this.client.ping()
+    } catch (error) {
+      const { host, port, path } = this.client.options
+      const where = path ?? `${host ?? '127.0.0.1'}:${port ?? 6379}`
+      // A refused connection, a DNS failure or refused credentials: all "could not connect".
+      throw new ConnectionFailedError(`Could not connect to Redis at ${where}: ${errorMessage(cause ?? error)}`, {
+        cause: cause ?? error,
+      })
+    } finally {
+      this.client.off('error', onError)
     }
   }
 

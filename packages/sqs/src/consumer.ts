@@ -43,6 +43,14 @@ export interface SqsConsumerHost {
   consumerClosed(consumer: SqsConsumer): void
 }
 
+/** Pause after a failed receive; doubles while SQS stays unreachable… */
+const FIRST_RECEIVE_RETRY = 100
+/**
+ * …up to this, so a consumer is receiving again within about a second of the endpoint coming
+ * back, however long the outage was (an idle consumer costs one request a second meanwhile).
+ */
+const MAX_RECEIVE_RETRY = 1000
+
 /** A delivery from SQS: the message plus its receipt handle. */
 export class SqsMessageProxy<R = unknown> extends MessageProxy<R> {
   /** The handle that deletes or changes the visibility of this delivery. */
@@ -155,7 +163,7 @@ export class SqsConsumer implements Consumer {
 
   async #pollLoop(): Promise<void> {
     const host = this.#host
-    let backoff = 100
+    let backoff = FIRST_RECEIVE_RETRY
     while (!this.#closed) {
       const free = this.prefetch - this.#outstanding.size
       if (free <= 0) {
@@ -169,15 +177,18 @@ export class SqsConsumer implements Consumer {
       } catch (caught) {
         if (this.#closed) break
         const error = host.classify(caught)
-        host.logger.warn(`Receiving from ${this.queueName} failed; retrying in ${backoff} ms`, {
-          queue: this.queueName,
-          ...errorMeta(error),
-        })
+        // One warning per outage; the retries after it are debug entries.
+        const message = `Receiving from ${this.queueName} failed; retrying in ${backoff} ms`
+        const meta = { queue: this.queueName, ...errorMeta(error) }
+        if (backoff === FIRST_RECEIVE_RETRY) host.logger.warn(message, meta)
+        else host.logger.debug(message, meta)
         await sleep(backoff, this.#closing.signal)
-        backoff = Math.min(backoff * 2, 5000)
+        backoff = Math.min(backoff * 2, MAX_RECEIVE_RETRY)
         continue
       }
-      backoff = 100
+      if (backoff !== FIRST_RECEIVE_RETRY)
+        host.logger.info(`Receiving from ${this.queueName} again`, { queue: this.queueName })
+      backoff = FIRST_RECEIVE_RETRY
       if (messages.length === 0) continue
       if (this.#closed) {
         await this.#release(messages)

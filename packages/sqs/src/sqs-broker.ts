@@ -47,6 +47,7 @@ import { Batcher, type EntryResult } from './batcher.ts'
 import { sqsMessageSize, toSqsBody, type SqsBody } from './body.ts'
 import { classifySqsError, isQueueMissing, sqsErrorCode } from './classify-error.ts'
 import { SqsConsumer, sendableAttributes, type SqsConsumerHost } from './consumer.ts'
+import { lazyChild } from './lazy-logger.ts'
 import { sqsQueueName, validateQueuePrefix } from './queue-names.ts'
 import { parseSqsUrl } from './url.ts'
 
@@ -241,7 +242,8 @@ export class SqsBroker extends Broker {
     this.#ackBatchDelay = Math.max(0, options.ackBatchDelay ?? 5)
     this.closeTimeout = Math.max(0, options.closeTimeout ?? this.waitTimeSeconds * 1000 + 5000)
     this.#sendLimiter = new Limiter(integerOption('sendConcurrency', options.sendConcurrency, 8, 1, 1000))
-    this.#log = this.logger.child({ component: 'sqs' })
+    // Resolved on every call: `tq worker` gives the broker its logger after construction.
+    this.#log = lazyChild(() => this.logger, { component: 'sqs' })
 
     if (options.client) {
       if (

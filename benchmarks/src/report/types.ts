@@ -1,0 +1,124 @@
+// The shape of benchmarks/results/*.json: raw results of one `pnpm bench` run.
+import type { SystemName } from '../peers/types.ts'
+
+export interface MachineFacts {
+  cpuModel: string
+  cores: number
+  memoryGiB: number
+  os: string
+  node: string
+  redis: string
+  rabbitmq: string
+  /** 1-minute load average when the run started and when it ended (other work on the machine). */
+  loadStart: number
+  loadEnd: number
+}
+
+export interface Settings {
+  /** Messages per end-to-end run. */
+  n: number
+  /** Messages per end-to-end run at concurrency 1 (slow everywhere; fewer in the full run). */
+  nConcurrency1: number
+  /** End-to-end runs per cell, interleaved; the report keeps the best (the least disturbed). */
+  rounds: number
+  /** Messages per end-to-end run on SQS (fauxqs is slow; fewer). */
+  nSqs: number
+  /** Messages enqueued one at a time (awaited) per system, and on SQS. */
+  nSingle: number
+  nSingleSqs: number
+  /** Bulk enqueue batch size. */
+  batch: number
+  concurrencies: number[]
+  processes: number[]
+  /** Ceiling consumers: RPOP pipeline depth / AMQP prefetch (tq's prefetch at the highest concurrency). */
+  ceilingBatch: number
+  latencyCount: number
+  latencyRate: number
+  latencyConcurrency: number
+  /** Memory scenario: backlog kept queued, messages processed by tq, and by the peers. */
+  memoryQueued: number
+  memoryProcessed: number
+  memoryPeerProcessed: number
+  memoryConcurrency: number
+  tqMiddleware: 'default' | 'none'
+  systems: SystemName[]
+}
+
+export interface EndToEndResult {
+  system: SystemName
+  concurrency: number
+  processes: number
+  n: number
+  /** Worker start → last message processed (ms). */
+  ms: number
+  rate: number
+  /** The bulk fill before the run (ms), for the enqueue rate. */
+  fillMs: number
+  peakRssMb: number
+  /** The rate of every round (the row is the best one). */
+  rounds: number[]
+}
+
+export interface EnqueueResult {
+  system: SystemName
+  /** Median over the bulk fills of the end-to-end runs (messages per second). */
+  bulkRate: number
+  fills: number
+  singleN: number
+  singleRate: number
+}
+
+export interface LatencyResult {
+  system: SystemName
+  n: number
+  rate: number
+  p50: number
+  p90: number
+  p99: number
+  max: number
+}
+
+export interface MemoryPoint {
+  processed: number
+  rssMb: number
+  heapMb: number
+}
+
+export interface MemoryResult {
+  system: SystemName
+  concurrency: number
+  queued: number
+  processed: number
+  /** RSS after connecting, before processing. */
+  idleMb: number
+  /** Highest RSS while the first fifth of the backlog was processed (the backlog still ≥ 80 % full). */
+  queuedMb: number
+  /** RSS when a tenth of `processed` was done, and at the end (before stopping). */
+  tenthMb: number
+  endMb: number
+  peakMb: number
+  heapTenthMb: number
+  heapEndMb: number
+  rate: number
+  series: MemoryPoint[]
+}
+
+export interface Failure {
+  scenario: string
+  system: SystemName
+  error: string
+}
+
+export interface BenchReport {
+  version: 1
+  mode: 'quick' | 'full'
+  startedAt: string
+  durationS: number
+  settings: Settings
+  machine: MachineFacts
+  endToEnd: EndToEndResult[]
+  enqueue: EnqueueResult[]
+  latency: LatencyResult[]
+  memory: MemoryResult[]
+  failures: Failure[]
+}
