@@ -51,8 +51,9 @@ export function renderSection(report: BenchReport): string {
   out.push('')
   out.push(
     `**Workload:** no-op handlers; ${s.n.toLocaleString('en-US')} messages per end-to-end run ` +
-      `(SQS ${s.nSqs.toLocaleString('en-US')}), enqueued in bulk calls of ${s.batch} before the workers start; ` +
-      `tq with its ${s.tqMiddleware === 'default' ? 'default middleware stack' : 'middleware stack empty'}.`,
+      `(${s.nConcurrency1.toLocaleString('en-US')} at concurrency 1, ${s.nSqs.toLocaleString('en-US')} on SQS), ` +
+      `enqueued in bulk calls of ${s.batch} before the workers start; best of ${s.rounds} interleaved ` +
+      `round${s.rounds > 1 ? 's' : ''}; tq with its ${s.tqMiddleware === 'default' ? 'default middleware stack' : 'middleware stack empty'}.`,
   )
   out.push('')
   out.push('![tq, BullMQ, bee-queue and raw clients: end-to-end and enqueue throughput](benchmarks.svg)')
