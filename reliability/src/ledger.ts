@@ -3,8 +3,11 @@
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 
-/** Redis database of the ledger and of the Redis broker under test (other suites use other DBs). */
-export const LEDGER_DB = Number(process.env['TQ_FAULTS_REDIS_DB'] ?? 11)
+/**
+ * Redis database of the ledger and of the Redis broker under test. Other suites use 0 and 7–13
+ * (the benchmark's test FLUSHes 11), so this one is 14.
+ */
+export const LEDGER_DB = Number(process.env['TQ_FAULTS_REDIS_DB'] ?? 14)
 export const REDIS_HOST = '127.0.0.1:6379'
 export const LEDGER_URL = `redis://${REDIS_HOST}/${LEDGER_DB}`
 
@@ -35,6 +38,18 @@ export class Ledger {
   constructor(label: string) {
     this.prefix = uniqueName(`ledger-${label}`)
     this.redis = new Redis(LEDGER_URL, { connectionName: 'tq-rel-inspector', lazyConnect: true })
+    // A key that only disappears if someone else deletes this database's keys (FLUSHDB).
+    void this.redis.set(`${this.prefix}:sentinel`, '1').catch(() => undefined)
+  }
+
+  /** Throws if the ledger was wiped behind the run's back (another process flushed the database). */
+  async assertIntact(): Promise<void> {
+    if ((await this.redis.exists(`${this.prefix}:sentinel`)) === 0) {
+      throw new Error(
+        `ledger ${this.prefix}: its keys are gone — another process flushed Redis database ${LEDGER_DB}; ` +
+          'set TQ_FAULTS_REDIS_DB to a database nobody else uses',
+      )
+    }
   }
 
   /** The environment the worker module needs to write here. */
@@ -84,7 +99,10 @@ export class Ledger {
     for (;;) {
       const n = await this.distinct()
       if (n >= count) return n
-      if (Date.now() > deadline) throw new Error(`ledger ${this.prefix}: ${n} of ${count} ids ran within ${timeout} ms`)
+      if (Date.now() > deadline) {
+        await this.assertIntact()
+        throw new Error(`ledger ${this.prefix}: ${n} of ${count} ids ran within ${timeout} ms`)
+      }
       await new Promise((r) => setTimeout(r, 50))
     }
   }
@@ -102,6 +120,7 @@ export class Ledger {
 
   /** Compare what ran with ids `0 … expected-1`. */
   async tally(expected: number): Promise<Tally> {
+    await this.assertIntact()
     const counts = await this.counts()
     const lost: number[] = []
     let duplicates = 0
@@ -120,7 +139,7 @@ export class Ledger {
 
   /** Delete the ledger's keys and close the connection. */
   async close(): Promise<void> {
-    const keys = ['counts', 'probes', 'brokers', 'flags'].map((k) => `${this.prefix}:${k}`)
+    const keys = ['counts', 'probes', 'brokers', 'flags', 'sentinel'].map((k) => `${this.prefix}:${k}`)
     await this.redis.del(...keys)
     await this.redis.quit()
   }

@@ -1,4 +1,4 @@
-// Redis under test: DB 11 (the ledger's), a namespace of its own per run.
+// Redis under test: DB 14 (the ledger's), a namespace of its own per run.
 import { randomUUID } from 'node:crypto'
 import { actor, xqName } from '@tq/core'
 import { RedisBroker } from '@tq/redis'
