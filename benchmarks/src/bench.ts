@@ -175,7 +175,7 @@ const quick = opts.quick
 const N = opts.n ?? (quick ? 500 : 100_000)
 const settings: Settings = {
   n: N,
-  nConcurrency1: quick ? N : Math.round(N / 5),
+  nConcurrency1: N,
   rounds: opts.rounds ?? (quick ? 1 : 2),
   nSqs: Math.max(50, Math.round(N / 50)),
   nSingle: quick ? 100 : 5_000,
@@ -303,8 +303,19 @@ async function ensurePool(size: number): Promise<Agent[]> {
 
 const redis = new Redis(ctx.redisUrl, { lazyConnect: true })
 
+/** Key prefixes the systems write under: tq, the raw ceiling, BullMQ and bee-queue (their defaults). */
+const BENCH_KEY_PATTERNS = ['tqbench:*', 'rawbench:*', 'bull:*', 'bq:*']
+
+/** Delete what earlier scenarios left, and nothing else in the database. */
 async function resetRedis(): Promise<void> {
-  await redis.flushdb()
+  for (const match of BENCH_KEY_PATTERNS) {
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) await redis.unlink(...keys)
+    } while (cursor !== '0')
+  }
 }
 
 async function cleanup(agent: Agent, system: SystemName, queue: string): Promise<void> {

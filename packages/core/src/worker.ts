@@ -87,6 +87,10 @@ export class Worker {
   readonly #consumers = new Map<string, ConsumerState>()
   readonly #work = new Heap<WorkItem>((a, b) => a.priority < b.priority || (a.priority === b.priority && a.seq < b.seq))
   readonly #inFlight = new Set<WorkItem>()
+  /** Acks and nacks handed to their consumer and not yet confirmed (or given up on). */
+  readonly #settling = new Set<Promise<void>>()
+  readonly #settlingLimit: number
+  #stopDeadline = Infinity
   readonly #changed = new Notifier()
   readonly #resumed = new Notifier()
   #seq = 0
@@ -105,6 +109,8 @@ export class Worker {
     this.#whitelist = options.queues ? new Set([...options.queues].map(qName)) : undefined
     this.#consumerRestartDelay = options.consumerRestartDelay ?? 3000
     this.#ackRetryDelay = options.ackRetryDelay ?? 5000
+    // Unconfirmed acks only pile up when the broker stops confirming: stop taking work then.
+    this.#settlingLimit = this.concurrency + this.queuePrefetch
     this.logger = (options.logger ?? broker.logger).child({ component: 'worker' })
   }
 
@@ -269,7 +275,13 @@ export class Worker {
   }
 
   #pump(): void {
-    while (!this.#paused && !this.#stopping && this.#inFlight.size < this.concurrency && this.#work.size > 0) {
+    while (
+      !this.#paused &&
+      !this.#stopping &&
+      this.#inFlight.size < this.concurrency &&
+      this.#work.size > 0 &&
+      this.#settling.size < this.#settlingLimit
+    ) {
       const item = this.#work.pop() as WorkItem
       this.#inFlight.add(item)
       void this.#process(item).finally(() => {
@@ -302,7 +314,19 @@ export class Worker {
         await broker.emitAfter('afterProcessMessage', proxy, { exception: error })
       }
     }
-    await this.#postProcess(item.state, proxy)
+    // The slot frees once the ack is handed to the consumer, not when the broker confirms it
+    // (as Dramatiq's worker threads do): at low concurrency the next message runs during the
+    // ack's round trip, and the consumer can send the ack together with its next fetch.
+    this.#settle(item.state, proxy)
+  }
+
+  #settle(state: ConsumerState, proxy: MessageProxy): void {
+    const settled: Promise<void> = this.#postProcess(state, proxy).finally(() => {
+      this.#settling.delete(settled)
+      this.#changed.notify()
+      this.#pump()
+    })
+    this.#settling.add(settled)
   }
 
   #runActor(actor: AnyActor, proxy: MessageProxy): Promise<unknown> {
@@ -350,7 +374,8 @@ export class Worker {
   async #postProcess(state: ConsumerState, proxy: MessageProxy): Promise<void> {
     const broker = this.broker
     const failed = proxy.failed
-    // A running slot waits for this: retry soon after a blip, back off during an outage.
+    // Retry soon after a blip, back off during an outage; give up once a stop's timeout passed
+    // (the broker redelivers the message).
     let delay = Math.min(FIRST_ACK_RETRY_DELAY, this.#ackRetryDelay)
     for (;;) {
       try {
@@ -365,7 +390,7 @@ export class Worker {
         }
         return
       } catch (error) {
-        if (broker.isRetryableError(error) && !(this.#stopping && this.#inFlight.size === 0)) {
+        if (broker.isRetryableError(error) && !(this.#stopping && Date.now() >= this.#stopDeadline)) {
           this.logger.warn(`Could not ${failed ? 'nack' : 'ack'} message; retrying in ${delay} ms`, {
             messageId: proxy.messageId,
             ...errorMeta(error),
@@ -403,7 +428,7 @@ export class Worker {
     for (;;) {
       let delayed = 0
       for (const s of this.#consumers.values()) delayed += s.delayed.size
-      if (this.#work.size === 0 && this.#inFlight.size === 0 && delayed === 0) return
+      if (this.#work.size === 0 && this.#inFlight.size === 0 && this.#settling.size === 0 && delayed === 0) return
       const remaining = deadline - Date.now()
       if (remaining <= 0) throw new TqError('Worker did not become idle in time')
       await this.#changed.wait(Math.min(remaining, 1000))
@@ -431,8 +456,9 @@ export class Worker {
     }
     await Promise.all([...this.#consumers.values()].map((s) => s.loop ?? Promise.resolve()))
 
-    // 2. In-flight messages finish (or the timeout passes).
+    // 2. In-flight messages finish and their acks are confirmed (or the timeout passes).
     const deadline = Date.now() + timeout
+    this.#stopDeadline = deadline
     while (this.#inFlight.size > 0) {
       const remaining = deadline - Date.now()
       if (remaining <= 0) {
@@ -441,6 +467,16 @@ export class Worker {
         )
         for (const item of this.#inFlight)
           item.proxy.abort(new ShutdownError('Worker stopped before the message finished'))
+        break
+      }
+      await this.#changed.wait(remaining)
+    }
+    while (this.#settling.size > 0) {
+      const remaining = deadline - Date.now()
+      if (remaining <= 0) {
+        this.logger.warn(
+          `${this.#settling.size} ack(s)/nack(s) not confirmed after ${timeout} ms; the broker will redeliver those messages`,
+        )
         break
       }
       await this.#changed.wait(remaining)

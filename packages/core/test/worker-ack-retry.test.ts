@@ -25,22 +25,41 @@ describe('Worker ack retries', () => {
     const broker = new OutageBroker({ middleware: [], logger })
     const ledger = new Ledger<number>()
     const work = actor('work', (i: number) => ledger.record(i), { broker })
-    // One slot: while its ack is retried, nothing else runs.
     const worker = new Worker(broker, { concurrency: 1, workerTimeout: 20 })
     await worker.start()
-    broker.healAt = Date.now() + 250
-    await work.send(1)
+    const healAt = (broker.healAt = Date.now() + 250)
+    const first = await work.send(1)
     await work.send(2)
     await ledger.waitForTotal(2, 1500)
     await broker.join('default', { timeout: 1000 })
+    // join() returns once the acks are confirmed: right after the outage ends.
+    expect(Date.now() - healAt).toBeLessThan(400)
     await worker.stop()
     const delays = logger.entries
+      .filter((e) => e.meta.messageId === first.messageId)
       .map((e) => /^Could not ack message; retrying in (\d+) ms$/.exec(e.msg)?.[1])
       .filter((d): d is string => d !== undefined)
       .map(Number)
     // 100, 200, … : the outage lasted 250 ms, so two or three retries.
     expect(delays[0]).toBe(100)
     expect(delays.every((d, i) => i === 0 || d === (delays[i - 1] as number) * 2)).toBe(true)
+  })
+
+  it('runs the next message while an ack waits for the broker', async () => {
+    const broker = new OutageBroker({ middleware: [] })
+    const ledger = new Ledger<number>()
+    const work = actor('work', (i: number) => ledger.record(i), { broker })
+    const worker = new Worker(broker, { concurrency: 1, workerTimeout: 20 })
+    await worker.start()
+    broker.healAt = Date.now() + 60_000
+    await work.send(1)
+    await work.send(2)
+    // Both ran although the first ack has not gone through.
+    await ledger.waitForTotal(2, 1000)
+    broker.healAt = 0
+    await broker.join('default', { timeout: 2000 })
+    await worker.join({ timeout: 2000 })
+    await worker.stop()
   })
 
   it('never pauses longer than ackRetryDelay', async () => {

@@ -40,6 +40,8 @@ interface PendingOp {
 const BATCH = 1000
 /** Pause after a failed fetch (doubles up to 1 s while the connection stays down). */
 const FIRST_RETRY_DELAY = 50
+/** Fetches of one consumer in flight at once. */
+const PIPELINE = 2
 
 const idKey = (id: Buffer): string => id.toString('latin1')
 
@@ -58,12 +60,26 @@ export class RedisConsumer implements Consumer {
   readonly #held = new Map<string, Buffer>()
   /** Ids delivered and not yet acked, nacked or requeued by the worker: what prefetch counts. */
   readonly #unsettled = new Set<string>()
-  readonly #slotFreed = new Notifier()
+  /** A slot freed, or a fetch landed. */
+  readonly #changed = new Notifier()
+  /** Fetched messages not yet handed to the worker (already counted in `#unsettled`). */
+  #ready: RedisMessageProxy[] = []
+  /** Fetches in flight, and the prefetch slots they asked for. */
+  #fetching = 0
+  #requested = 0
+  readonly #inFlight = new Set<Promise<void>>()
+  readonly #pipelineMin: number
+  /** The last fetch's error, for the next `receive()` to act on. */
+  #fetchError: TqError | undefined
+  /** The wake-up generation at which a fetch found the queue empty (-1: not known empty), and when. */
+  #emptyGeneration = -1
+  #emptyAt = 0
   readonly #closing = new AbortController()
   readonly #wake: { generation: number; readonly notifier: Notifier }
   #acks: PendingOp[] = []
   #nacks: PendingOp[] = []
   #flushScheduled = false
+  #flushDeferred = false
   #flushing: Promise<void> | undefined
   #closed = false
   #retryDelay = FIRST_RETRY_DELAY
@@ -73,6 +89,7 @@ export class RedisConsumer implements Consumer {
     this.#broker = broker
     this.queueName = queueName
     this.#prefetch = Math.max(1, options.prefetch)
+    this.#pipelineMin = Math.max(1, Math.floor(this.#prefetch / 4))
     this.#timeout = options.timeout
     const xq = xqName(qName(queueName))
     this.#keys = {
@@ -126,49 +143,111 @@ export class RedisConsumer implements Consumer {
     const signal = this.#receiveSignal(options.signal)
     for (;;) {
       if (this.#closed || signal.aborted) return []
-      const free = this.#prefetch - this.#unsettled.size
-      if (free <= 0) {
-        const remaining = deadline - Date.now()
-        if (remaining <= 0) return []
-        await this.#slotFreed.wait(remaining, signal)
-        continue
+      if (this.#ready.length > 0) {
+        const batch = this.#ready
+        this.#ready = []
+        // The next batch is on its way while the worker runs this one.
+        this.#readAhead()
+        return batch
       }
-      const generation = this.#wake.generation
-      let batch: RedisMessageProxy[]
-      try {
-        // Not abortable: a fetch that reached Redis must hand its messages to someone.
-        batch = await this.#fetch(free)
-        this.#retryDelay = FIRST_RETRY_DELAY
-      } catch (error) {
-        const classified = classifyRedisError(error)
-        if (!classified.retryable) throw classified
+      if (this.#fetchError !== undefined) {
+        const error = this.#fetchError
+        this.#fetchError = undefined
+        if (!error.retryable) throw error
         this.#broker.connectionLost(this.queueName)
-        this.#broker.logger.debug('Fetch failed; retrying', { queue: this.queueName, ...errorMeta(classified) })
+        this.#broker.logger.debug('Fetch failed; retrying', { queue: this.queueName, ...errorMeta(error) })
         const remaining = deadline - Date.now()
         if (remaining <= 0) return []
         await sleep(Math.min(remaining, this.#retryDelay), signal)
         this.#retryDelay = Math.min(1000, this.#retryDelay * 2)
         continue
       }
-      if (this.#closed) {
-        await this.requeue(batch)
-        return []
-      }
-      if (batch.length > 0) return batch
-      if (this.#wake.generation !== generation) continue
+      this.#readAhead()
       const remaining = deadline - Date.now()
       if (remaining <= 0) return []
-      const woken = await this.#wake.notifier.wait(Math.min(remaining, this.#broker.pollInterval), signal)
-      if (!woken && Date.now() >= deadline) return []
+      if (this.#fetching > 0 || this.#free() <= 0) {
+        // A fetch lands, or a slot frees (and another fetch may start).
+        await this.#changed.wait(remaining, signal)
+        continue
+      }
+      // Nothing in flight and room to fetch: the queue was empty. Wait for a wake-up (published
+      // by tq producers) or the poll interval, then fetch again.
+      const idle = this.#emptyAt + this.#broker.pollInterval - Date.now()
+      if (idle > 0) await this.#wake.notifier.wait(Math.min(remaining, idle), signal)
+      this.#emptyGeneration = -1
     }
   }
 
+  /** Prefetch slots neither holding a delivery nor promised to a fetch in flight. */
+  #free(): number {
+    return this.#prefetch - this.#unsettled.size - this.#requested
+  }
+
   /**
-   * One fetch. Fetches of one queue in one broker run one at a time, so that a reconcile (after
-   * a lost connection) sees every id its consumers hold and no reply is still on its way.
+   * Start fetches for the free prefetch slots. Up to `PIPELINE` fetches travel at once, so the
+   * worker is not left idle for a round trip each time its batch runs out: the first fetch takes
+   * any free slot, a pipelined one waits until a quarter of the prefetch is free (no trickle of
+   * one-message fetches). Nothing starts while the queue is known to be empty.
+   */
+  #readAhead(): void {
+    while (!this.#closed && this.#fetchError === undefined && this.#fetching < PIPELINE) {
+      if (this.#emptyGeneration === this.#wake.generation) return
+      const free = this.#free()
+      if (free <= 0 || (this.#fetching > 0 && free < this.#pipelineMin)) return
+      this.#startFetch(free)
+    }
+  }
+
+  #startFetch(count: number): void {
+    const generation = this.#wake.generation
+    this.#fetching++
+    this.#requested += count
+    // Not abortable: a fetch that reached Redis must hand its messages to someone.
+    const done = this.#fetch(count).then(
+      async (batch) => {
+        this.#retryDelay = FIRST_RETRY_DELAY
+        if (this.#closed) {
+          await this.requeue(batch)
+          return
+        }
+        if (batch.length > 0) {
+          for (const proxy of batch) this.#ready.push(proxy)
+        } else if (this.#wake.generation === generation) {
+          // Empty, and no wake-up arrived since the fetch was sent: wait for one.
+          this.#emptyGeneration = generation
+          this.#emptyAt = Date.now()
+        }
+      },
+      (error: unknown) => {
+        this.#fetchError = classifyRedisError(error)
+      },
+    )
+    const settled = done
+      .catch((error: unknown) => {
+        this.#broker.logger.warn('Could not requeue messages fetched after close; they stay in flight', {
+          queue: this.queueName,
+          ...errorMeta(error),
+        })
+      })
+      .finally(() => {
+        this.#fetching--
+        this.#requested -= count
+        this.#inFlight.delete(settled)
+        this.#changed.notify()
+        if (this.#flushDeferred) {
+          this.#flushDeferred = false
+          if (this.#acks.length > 0) this.#scheduleFlush()
+        }
+      })
+    this.#inFlight.add(settled)
+  }
+
+  /**
+   * One fetch. A reconcile of the queue (after a lost connection) waits until no fetch of it by
+   * this broker is in flight, so it sees every id its consumers hold and no reply on its way.
    */
   #fetch(count: number): Promise<RedisMessageProxy[]> {
-    return this.#broker.exclusiveFetch(this.queueName, () => this.#fetchNow(count))
+    return this.#broker.sharedFetch(this.queueName, () => this.#fetchNow(count))
   }
 
   async #fetchNow(count: number): Promise<RedisMessageProxy[]> {
@@ -181,7 +260,18 @@ export class RedisConsumer implements Consumer {
           broker.logger.warn('Redis maintenance failed', { queue: this.queueName, ...errorMeta(error) })
         })
       : undefined
-    const reply = (await broker.run('fetch', [keys.queue, keys.msgs, keys.acks], [count], true)) as Array<Buffer | null>
+    // Acks waiting for their flush ride on this fetch (one script call instead of two).
+    const acks = this.#acks.length <= BATCH ? this.#acks : this.#acks.slice(0, BATCH)
+    this.#acks = this.#acks.length <= BATCH ? [] : this.#acks.slice(BATCH)
+    const call = broker.run(
+      'fetch',
+      [keys.queue, keys.msgs, keys.acks],
+      acks.length === 0 ? [count] : [count, ...acks.map((op) => op.id)],
+      true,
+    )
+    const settling = acks.length === 0 ? undefined : this.#settle(acks, call)
+    const reply = (await call) as Array<Buffer | null>
+    await settling
     await maintenance
     const out: RedisMessageProxy[] = []
     const undecodable: RedisMessageProxy[] = []
@@ -246,7 +336,7 @@ export class RedisConsumer implements Consumer {
     const key = idKey(proxy.redisId)
     // The prefetch slot frees now, so the next fetch can travel with this ack; the id stays
     // held until Redis confirms.
-    if (this.#unsettled.delete(key)) this.#slotFreed.notify()
+    if (this.#unsettled.delete(key)) this.#changed.notify()
     return new Promise<void>((resolve, reject) => {
       list.push({ id: proxy.redisId, key, resolve, reject })
       this.#scheduleFlush()
@@ -259,6 +349,12 @@ export class RedisConsumer implements Consumer {
     // Everything acked in this turn of the event loop goes out in one call.
     setImmediate(() => {
       this.#flushScheduled = false
+      // Acks alone (no nacks) wait for the fetch in flight to land: the next fetch carries them,
+      // or, if none starts, the flush scheduled when it lands sends them.
+      if (this.#fetching > 0 && this.#nacks.length === 0 && !this.#closed) {
+        this.#flushDeferred = true
+        return
+      }
       this.#flushing = this.#flush().finally(() => {
         this.#flushing = undefined
         // Ops that arrived after the last batch was taken but before this ran.
@@ -331,7 +427,7 @@ export class RedisConsumer implements Consumer {
     // Like any enqueue, the promoted message gets a new Redis id (in its original position).
     const enqueued = due.copy({ options: { redisMessageId: randomUUID() } })
     const key = idKey(proxy.redisId)
-    if (this.#unsettled.delete(key)) this.#slotFreed.notify()
+    if (this.#unsettled.delete(key)) this.#changed.notify()
     try {
       await this.#broker.run(
         'promote',
@@ -368,17 +464,32 @@ export class RedisConsumer implements Consumer {
       }
     }
     if (proxies.length > 0) {
-      this.#slotFreed.notify()
+      this.#changed.notify()
       this.#broker.settled()
     }
   }
 
-  /** Stop receiving. Pending acks still go out; held messages stay in flight until settled. */
+  /**
+   * Stop receiving. Messages fetched ahead and not yet handed to the worker go back to the
+   * queue (so do those of a fetch still on its way); pending acks still go out; messages the
+   * worker holds stay in flight until it settles them.
+   */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     this.#closing.abort()
     this.#broker.unsubscribeWakeups(this.queueName)
+    const ready = this.#ready
+    this.#ready = []
+    try {
+      if (ready.length > 0) await this.requeue(ready)
+    } catch (error) {
+      this.#broker.logger.warn('Could not requeue messages fetched ahead; they stay in flight', {
+        queue: this.queueName,
+        ...errorMeta(error),
+      })
+    }
+    await Promise.all(this.#inFlight)
     this.#broker.consumerClosed(this)
     if (this.#flushing) await this.#flushing.catch(() => undefined)
   }

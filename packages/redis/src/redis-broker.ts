@@ -138,7 +138,10 @@ export class RedisBroker extends Broker {
   #connectionErrorLogged = false
   /** Queues whose ack set may hold ids no consumer knows about (a fetch reply lost with a connection). */
   readonly #reconcileQueues = new Set<string>()
-  readonly #fetchLocks = new Map<string, Promise<unknown>>()
+  readonly #fetchGates = new Map<
+    string,
+    { active: number; readonly drained: Notifier; reconciling: Promise<void> | undefined }
+  >()
   readonly #onClientClose = (): void => {
     for (const consumer of this.#consumers) this.#reconcileQueues.add(consumer.queueName)
   }
@@ -325,22 +328,49 @@ export class RedisBroker extends Broker {
     this.#reconcileQueues.add(queueName)
   }
 
-  /** @internal Run `fetch` after every earlier fetch of the same queue by this broker has settled. */
-  exclusiveFetch<T>(queueName: string, fetch: () => Promise<T>): Promise<T> {
-    const previous = this.#fetchLocks.get(queueName) ?? Promise.resolve()
-    const next = previous.then(fetch, fetch)
-    const settled = next.catch(() => undefined)
-    this.#fetchLocks.set(queueName, settled)
-    void settled.then(() => {
-      if (this.#fetchLocks.get(queueName) === settled) this.#fetchLocks.delete(queueName)
-    })
-    return next
+  /**
+   * @internal Run a fetch of `queueName`. Fetches run concurrently, but a pending reconcile of
+   * the queue (after a lost connection) first waits for every fetch in flight to settle, runs
+   * alone, and only then lets new fetches start.
+   */
+  async sharedFetch<T>(queueName: string, fetch: () => Promise<T>): Promise<T> {
+    let gate = this.#fetchGates.get(queueName)
+    if (!gate) this.#fetchGates.set(queueName, (gate = { active: 0, drained: new Notifier(), reconciling: undefined }))
+    for (;;) {
+      if (gate.reconciling) {
+        await gate.reconciling
+        continue
+      }
+      if (!this.#reconcileQueues.has(queueName)) break
+      if (gate.active > 0) {
+        await gate.drained.wait()
+        continue
+      }
+      const reconciling = this.reconcileIfNeeded(queueName)
+      const current = gate
+      current.reconciling = reconciling.then(
+        () => undefined,
+        () => undefined,
+      )
+      try {
+        await reconciling
+      } finally {
+        current.reconciling = undefined
+      }
+    }
+    gate.active++
+    try {
+      return await fetch()
+    } finally {
+      gate.active--
+      if (gate.active === 0) gate.drained.notify()
+    }
   }
 
   /**
    * @internal After a lost connection, requeue ids in this broker's ack set for `queueName`
    * that none of its consumers holds: what a fetch whose reply was lost left behind. Runs
-   * inside `exclusiveFetch`, so no fetch reply of this queue is still on its way.
+   * inside `sharedFetch` while no other fetch of the queue is in flight, so no fetch reply of this queue is still on its way.
    */
   async reconcileIfNeeded(queueName: string): Promise<void> {
     if (!this.#reconcileQueues.delete(queueName)) return
