@@ -26,7 +26,13 @@ let workerSeq = 0
 /** Start a `tq worker` (one process) for the context's target and ledger. */
 export function startWorker(
   ctx: ScenarioContext,
-  options: { concurrency?: number; actorMs?: number; args?: string[]; env?: Record<string, string> } = {},
+  options: {
+    concurrency?: number
+    processes?: number
+    actorMs?: number
+    args?: string[]
+    env?: Record<string, string>
+  } = {},
 ): TqWorker {
   const seq = ++workerSeq
   return new TqWorker({
@@ -38,7 +44,7 @@ export function startWorker(
     },
     args: [
       '--processes',
-      '1',
+      String(options.processes ?? 1),
       '--concurrency',
       String(options.concurrency ?? 8),
       '--worker-shutdown-timeout',
@@ -278,16 +284,24 @@ export async function connectionCuts(
  */
 export async function sigtermCycles(
   ctx: ScenarioContext,
-  options: { stops: number; messages: number; concurrency?: number; actorMs?: number; drainTimeout: number },
+  options: {
+    stops: number
+    messages: number
+    concurrency?: number
+    processes?: number
+    actorMs?: number
+    drainTimeout: number
+  },
 ): Promise<ScenarioResult> {
   const { target, ledger } = ctx
   const started = Date.now()
   const total = options.messages
   const feeder = new BatchFeeder(ctx, total, Math.max(1, Math.floor(total / (options.stops + 1))))
-  const workerOptions = { concurrency: options.concurrency ?? 8, actorMs: options.actorMs ?? 30 }
+  const processes = options.processes ?? 1
+  const workerOptions = { concurrency: options.concurrency ?? 8, processes, actorMs: options.actorMs ?? 30 }
   let current = startWorker(ctx, workerOptions)
   const workers: TqWorker[] = [current]
-  await current.booted()
+  await current.booted(60_000, processes)
   let stops = 0
   /** Messages the stopped worker held (running or prefetched) just before each SIGTERM. */
   const heldAtStop: number[] = []
@@ -295,18 +309,21 @@ export async function sigtermCycles(
     const next = startWorker(ctx, workerOptions)
     workers.push(next)
     await feeder.halfway(workers)
-    const pid = current.workerPids().at(-1)
-    if (pid !== undefined && target.heldBy) {
-      const held = await target.heldBy(pid)
+    if (target.heldBy) {
+      let held: number | undefined
+      for (const pid of current.workerPids().slice(-processes)) {
+        const count = await target.heldBy(pid)
+        if (count !== undefined) held = (held ?? 0) + count
+      }
       if (held !== undefined) heldAtStop.push(held)
     }
     const code = await current.terminate()
     stops++
     if (code !== 0) throw new Error(`tq worker exited ${code} after SIGTERM:\n${current.tail()}`)
-    if (!current.logs.some((l) => l.msg === 'Worker process stopped')) {
-      throw new Error(`no "Worker process stopped" line:\n${current.tail()}`)
+    if (current.logs.filter((l) => l.msg === 'Worker process stopped').length < processes) {
+      throw new Error(`not every worker process logged "Worker process stopped":\n${current.tail()}`)
     }
-    await next.booted()
+    await next.booted(60_000, processes)
     current = next
   }
   await feeder.rest()
@@ -315,9 +332,10 @@ export async function sigtermCycles(
   const code = await current.terminate()
   if (code !== 0) throw new Error(`the draining worker exited with ${code}:\n${current.tail()}`)
   const tally = await ledger.tally(total)
-  const row = finish(ctx, 'graceful SIGTERM under load', started, tally, stops, {
+  const scenario = processes > 1 ? `graceful SIGTERM under load, ${processes} processes` : 'graceful SIGTERM under load'
+  const row = finish(ctx, scenario, started, tally, stops, {
     notes:
-      `actor ${workerOptions.actorMs} ms, concurrency ${workerOptions.concurrency}` +
+      `actor ${workerOptions.actorMs} ms, concurrency ${workerOptions.concurrency} × ${processes} process(es)` +
       (heldAtStop.length > 0 ? `; held at each SIGTERM: ${heldAtStop.join(', ')}` : ''),
   })
   return { tally, row, workers }

@@ -108,6 +108,22 @@ export function brokerSuite<T extends Target>(options: BrokerSuiteOptions<T>): v
       budget(120_000, 900_000),
     )
 
+    it(
+      `graceful SIGTERM under load ${SIZES.sigterm.stops}× with --processes 2: every process finishes, 0 lost, 0 duplicates`,
+      async () => {
+        const ctx = await context('sigterm2')
+        const { tally, workers } = await sigtermCycles(ctx, {
+          ...SIZES.sigterm,
+          processes: 2,
+          drainTimeout: budget(60_000, 300_000),
+        })
+        expect(tally.lost).toEqual([])
+        expect(tally.duplicates).toBe(0)
+        for (const worker of workers) expect(worker.exitCode).toBe(0)
+      },
+      budget(120_000, 900_000),
+    )
+
     it('hostile input put straight on the queue: dead-lettered (or refused) with a typed reason; the worker keeps going', async () => {
       const ctx = await context('hostile')
       const started = Date.now()

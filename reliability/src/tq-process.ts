@@ -176,9 +176,14 @@ export class TqWorker {
     })
   }
 
-  /** Waits until `count` worker processes logged "Worker process booted" (counting from `after` entries). */
-  async booted(timeout = 60_000): Promise<LogLine> {
-    return this.waitForLog((l) => l.msg === 'Worker process booted', timeout, '"Worker process booted"')
+  /** Waits until `count` worker processes (default 1) logged "Worker process booted". */
+  async booted(timeout = 60_000, count = 1): Promise<LogLine> {
+    let seen = 0
+    return this.waitForLog(
+      (l) => l.msg === 'Worker process booted' && ++seen >= count,
+      timeout,
+      `${count} "Worker process booted" line(s)`,
+    )
   }
 
   /** Pids of the worker processes that booted, latest last. */

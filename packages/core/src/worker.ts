@@ -216,7 +216,7 @@ export class Worker {
       })
       proxy.fail()
       proxy.stuffException(error)
-      await this.#postProcess(state, proxy)
+      this.#settle(state, proxy)
       return
     }
     this.#work.push({ priority: actor.priority, seq: this.#seq++, proxy, actor, state })
