@@ -125,23 +125,35 @@ class BatchFeeder {
  */
 export async function killCycles(
   ctx: ScenarioContext,
-  options: { cycles: number; messages: number; concurrency?: number; actorMs?: number; drainTimeout: number },
+  options: {
+    cycles: number
+    messages: number
+    concurrency?: number
+    processes?: number
+    actorMs?: number
+    drainTimeout: number
+  },
 ): Promise<ScenarioResult & { stranded: number[] }> {
   const { target, ledger } = ctx
   const started = Date.now()
   const total = options.messages
   const variants = Math.floor(options.cycles / 3)
   const feeder = new BatchFeeder(ctx, total, Math.max(1, Math.floor(total / (options.cycles + variants + 1))))
-  const workerOptions = { concurrency: options.concurrency ?? 8, actorMs: options.actorMs ?? 2 }
+  const processes = options.processes ?? 1
+  const workerOptions = { concurrency: options.concurrency ?? 8, processes, actorMs: options.actorMs ?? 2 }
   let current = startWorker(ctx, workerOptions)
   const workers: TqWorker[] = [current]
-  await current.booted()
+  await current.booted(60_000, processes)
   let kills = 0
   const stranded: number[] = []
-  /** After a kill: what the dead worker process still held in the broker. */
-  const countStranded = async (pid: number | undefined): Promise<void> => {
-    if (pid === undefined || !target.heldBy) return
-    const held = await target.heldBy(pid)
+  /** After a kill: what the dead worker processes still held in the broker. */
+  const countStranded = async (pids: readonly (number | undefined)[]): Promise<void> => {
+    if (!target.heldBy) return
+    let held: number | undefined
+    for (const pid of pids) {
+      const count = pid === undefined ? undefined : await target.heldBy(pid)
+      if (count !== undefined) held = (held ?? 0) + count
+    }
     if (held !== undefined) stranded.push(held)
   }
   for (let cycle = 0; cycle < options.cycles; cycle++) {
@@ -150,24 +162,26 @@ export async function killCycles(
     await feeder.halfway(workers)
     if (cycle % 3 === 2) {
       // A worker process dies alone: the supervisor restarts it (after its 1 s backoff).
-      const [pid] = current.workerPids()
-      current.killWorkerProcess(pid as number)
+      const pid = current.workerPids().at(-1)
+      const boots = current.workerPids().length
+      const worker = current
+      worker.killWorkerProcess(pid as number)
       kills++
-      await countStranded(pid)
-      await current.waitForLog(
-        (l) => l.msg === 'Worker process booted' && l.meta['pid'] !== pid,
+      await countStranded([pid])
+      await worker.waitForLog(
+        (l) => l.msg === 'Worker process booted' && worker.workerPids().length > boots,
         60_000,
         'the restarted worker process',
       )
       await feeder.halfway(workers)
     }
     // Mid-batch: the current worker is running messages and holds a prefetched batch.
-    const victim = current.workerPids().at(-1)
+    const victims = current.workerPids().slice(-processes)
     current.kill9()
     kills++
     await current.exited
-    await countStranded(victim)
-    await next.booted()
+    await countStranded(victims)
+    await next.booted(60_000, processes)
     current = next
   }
   await feeder.rest()
@@ -176,9 +190,10 @@ export async function killCycles(
   const code = await current.terminate()
   if (code !== 0) throw new Error(`the draining worker exited with ${code}:\n${current.tail()}`)
   const tally = await ledger.tally(total)
-  const row = finish(ctx, 'kill -9 mid-batch', started, tally, kills, {
+  const scenario = processes > 1 ? `kill -9 mid-batch, ${processes} processes` : 'kill -9 mid-batch'
+  const row = finish(ctx, scenario, started, tally, kills, {
     notes:
-      `${options.cycles} cycles, concurrency ${workerOptions.concurrency}, actor ${workerOptions.actorMs} ms` +
+      `${options.cycles} cycles, concurrency ${workerOptions.concurrency} × ${processes} process(es), actor ${workerOptions.actorMs} ms` +
       (stranded.length > 0 ? `; in flight at each kill: ${stranded.join(', ')}` : ''),
   })
   return { tally, row, workers, stranded }

@@ -78,6 +78,24 @@ export function brokerSuite<T extends Target>(options: BrokerSuiteOptions<T>): v
     )
 
     it(
+      `kill -9 mid-batch ${SIZES.kill.cycles}× with --processes 2: every message runs at least once`,
+      async () => {
+        const ctx = await context('kill2')
+        const { tally, stranded } = await killCycles(ctx, {
+          ...SIZES.kill,
+          processes: 2,
+          drainTimeout: budget(60_000, 300_000),
+        })
+        if (ctx.target.heldBy) expect(stranded.reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
+        expect(tally.lost).toEqual([])
+        expect(tally.unexpected).toEqual([])
+        // Two processes, each running 8 and holding 16 (plus acks on their way) at a kill.
+        expect(tally.duplicates).toBeLessThanOrEqual(SIZES.kill.cycles * 2 * 2 * 24)
+      },
+      budget(120_000, 900_000),
+    )
+
+    it(
       `${options.cutLabel} ${SIZES.cut.cuts}× under load: recovery within 5 s, 0 lost`,
       async () => {
         const ctx = await context('cut')
