@@ -55,6 +55,18 @@ export function startWorker(
   })
 }
 
+/** What these worker processes hold in the broker, summed; undefined where the broker cannot tell. */
+async function heldByAll(ctx: ScenarioContext, pids: readonly (number | undefined)[]): Promise<number | undefined> {
+  const { target } = ctx
+  if (!target.heldBy) return undefined
+  let held: number | undefined
+  for (const pid of pids) {
+    const count = pid === undefined ? undefined : await target.heldBy(pid)
+    if (count !== undefined) held = (held ?? 0) + count
+  }
+  return held
+}
+
 /** Messages that are in no dead-letter queue and never ran: what a run lost. */
 function finish(
   ctx: ScenarioContext,
@@ -148,12 +160,7 @@ export async function killCycles(
   const stranded: number[] = []
   /** After a kill: what the dead worker processes still held in the broker. */
   const countStranded = async (pids: readonly (number | undefined)[]): Promise<void> => {
-    if (!target.heldBy) return
-    let held: number | undefined
-    for (const pid of pids) {
-      const count = pid === undefined ? undefined : await target.heldBy(pid)
-      if (count !== undefined) held = (held ?? 0) + count
-    }
+    const held = await heldByAll(ctx, pids)
     if (held !== undefined) stranded.push(held)
   }
   for (let cycle = 0; cycle < options.cycles; cycle++) {
@@ -324,14 +331,8 @@ export async function sigtermCycles(
     const next = startWorker(ctx, workerOptions)
     workers.push(next)
     await feeder.halfway(workers)
-    if (target.heldBy) {
-      let held: number | undefined
-      for (const pid of current.workerPids().slice(-processes)) {
-        const count = await target.heldBy(pid)
-        if (count !== undefined) held = (held ?? 0) + count
-      }
-      if (held !== undefined) heldAtStop.push(held)
-    }
+    const held = await heldByAll(ctx, current.workerPids().slice(-processes))
+    if (held !== undefined) heldAtStop.push(held)
     const code = await current.terminate()
     stops++
     if (code !== 0) throw new Error(`tq worker exited ${code} after SIGTERM:\n${current.tail()}`)

@@ -34,16 +34,21 @@ export class Notifier {
   }
 }
 
-/** Resolves after `ms`, or early (without error) when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.resolve()
+/**
+ * Resolves after `ms`, or early (without error) when `signal` — or any of several signals —
+ * aborts. Several signals are listened to directly, not combined with `AbortSignal.any()`, whose
+ * combined signals a long-lived source keeps alive on Node 20.
+ */
+export function sleep(ms: number, signal?: AbortSignal | readonly (AbortSignal | undefined)[]): Promise<void> {
+  const signals = signal === undefined ? [] : 'aborted' in signal ? [signal] : signal.filter((s) => s !== undefined)
+  if (signals.some((s) => s.aborted)) return Promise.resolve()
   return new Promise((resolve) => {
     const timer = setTimeout(done, ms)
     function done(): void {
       clearTimeout(timer)
-      signal?.removeEventListener('abort', done)
+      for (const s of signals) s.removeEventListener('abort', done)
       resolve()
     }
-    signal?.addEventListener('abort', done, { once: true })
+    for (const s of signals) s.addEventListener('abort', done, { once: true })
   })
 }

@@ -390,7 +390,7 @@ export class Worker {
         }
         return
       } catch (error) {
-        if (broker.isRetryableError(error) && !(this.#stopping && Date.now() >= this.#stopDeadline)) {
+        if (broker.isRetryableError(error) && Date.now() < this.#stopDeadline) {
           this.logger.warn(`Could not ${failed ? 'nack' : 'ack'} message; retrying in ${delay} ms`, {
             messageId: proxy.messageId,
             ...errorMeta(error),

@@ -1,4 +1,4 @@
-import { ConnectionClosedError, errorMeta, redactUrl, type Logger, type TqError } from '@tq/core'
+import { ConnectionClosedError, errorMeta, redactUrl, sleep, type Logger, type TqError } from '@tq/core'
 import type { ChannelModel } from 'amqplib'
 import { classifyAmqpError } from './classify-error.ts'
 
@@ -82,7 +82,7 @@ export class ManagedConnection {
   async #connect(signal?: AbortSignal): Promise<ChannelModel> {
     const wait = this.#retryAt - Date.now()
     if (wait > 0) {
-      await sleepUnlessAborted(wait, signal, this.#closing.signal)
+      await sleep(wait, [signal, this.#closing.signal])
     }
     if (this.#closed) throw new ConnectionClosedError('The RabbitMQ broker is closed')
     let last: TqError | undefined
@@ -198,23 +198,4 @@ function coalesceWrites(model: ChannelModel): void {
       uncork()
     }
   }
-}
-
-/**
- * Resolves after `ms`, or as soon as either signal aborts. Listens on both instead of combining
- * them with `AbortSignal.any()`, whose combined signals a long-lived source keeps alive on Node 20.
- */
-function sleepUnlessAborted(ms: number, a: AbortSignal | undefined, b: AbortSignal): Promise<void> {
-  if (a?.aborted || b.aborted) return Promise.resolve()
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer)
-      a?.removeEventListener('abort', done)
-      b.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    a?.addEventListener('abort', done, { once: true })
-    b.addEventListener('abort', done, { once: true })
-  })
 }

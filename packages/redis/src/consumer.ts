@@ -253,7 +253,7 @@ export class RedisConsumer implements Consumer {
   async #fetchNow(count: number): Promise<RedisMessageProxy[]> {
     const broker = this.#broker
     const keys = this.#keys
-    await broker.reconcileIfNeeded(this.queueName)
+    // Any pending reconcile already ran in `sharedFetch`, with no other fetch in flight.
     // Maintenance and fetch are written back to back: one round trip.
     const maintenance = broker.rollMaintenance()
       ? broker.maintain(this.queueName).catch((error: unknown) => {
@@ -261,8 +261,7 @@ export class RedisConsumer implements Consumer {
         })
       : undefined
     // Acks waiting for their flush ride on this fetch (one script call instead of two).
-    const acks = this.#acks.length <= BATCH ? this.#acks : this.#acks.slice(0, BATCH)
-    this.#acks = this.#acks.length <= BATCH ? [] : this.#acks.slice(BATCH)
+    const acks = this.#acks.splice(0, BATCH)
     const call = broker.run(
       'fetch',
       [keys.queue, keys.msgs, keys.acks],

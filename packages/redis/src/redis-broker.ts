@@ -335,7 +335,10 @@ export class RedisBroker extends Broker {
    */
   async sharedFetch<T>(queueName: string, fetch: () => Promise<T>): Promise<T> {
     let gate = this.#fetchGates.get(queueName)
-    if (!gate) this.#fetchGates.set(queueName, (gate = { active: 0, drained: new Notifier(), reconciling: undefined }))
+    if (!gate) {
+      gate = { active: 0, drained: new Notifier(), reconciling: undefined }
+      this.#fetchGates.set(queueName, gate)
+    }
     for (;;) {
       if (gate.reconciling) {
         await gate.reconciling
@@ -347,15 +350,12 @@ export class RedisBroker extends Broker {
         continue
       }
       const reconciling = this.reconcileIfNeeded(queueName)
-      const current = gate
-      current.reconciling = reconciling.then(
-        () => undefined,
-        () => undefined,
-      )
+      // Others wait for it whatever its outcome; only this caller sees its error.
+      gate.reconciling = reconciling.catch(() => undefined)
       try {
         await reconciling
       } finally {
-        current.reconciling = undefined
+        gate.reconciling = undefined
       }
     }
     gate.active++
