@@ -1,4 +1,5 @@
 import { DecodeError, InvalidArgumentError } from './errors.ts'
+import { processState } from './internal/process-state.ts'
 
 /**
  * Turns a message's wire dict into bytes and back. `decode` must throw `DecodeError` on input
@@ -60,14 +61,14 @@ export class JSONEncoder implements Encoder {
   }
 }
 
-let globalEncoder: Encoder = new JSONEncoder()
-
 /** The process-wide encoder (a `JSONEncoder` unless `setEncoder` changed it). */
 export function getEncoder(): Encoder {
-  return globalEncoder
+  const state = processState()
+  state.encoder ??= new JSONEncoder()
+  return state.encoder
 }
 
 /** Replace the process-wide encoder. Brokers given an `encoder` option use theirs instead. */
 export function setEncoder(encoder: Encoder): void {
-  globalEncoder = encoder
+  processState().encoder = encoder
 }

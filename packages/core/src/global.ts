@@ -4,6 +4,7 @@ import type { Broker } from './broker.ts'
 import { ConfigurationError } from './errors.ts'
 import { redactUrl } from './redact.ts'
 import { stubBrokerPlugin } from './brokers/stub-broker.ts'
+import { processState } from './internal/process-state.ts'
 
 /**
  * How an adapter package plugs into `getBroker()` and `TQ_BROKER_URL`. Each adapter exports
@@ -18,8 +19,7 @@ export interface BrokerPlugin {
   create(url?: string): Broker
 }
 
-const plugins = new Map<string, BrokerPlugin>()
-let globalBroker: Broker | undefined
+const plugins = processState().plugins
 
 /** Packages `getBroker()` looks for, in order of preference (Dramatiq prefers RabbitMQ). */
 const DEFAULT_PACKAGES = ['@tq/rabbitmq', '@tq/redis'] as const
@@ -89,17 +89,18 @@ export function createBroker(url: string): Broker {
  * RabbitmqBroker if `@tq/rabbitmq` is installed, else a RedisBroker if `@tq/redis` is.
  */
 export function getBroker(): Broker {
-  if (globalBroker) return globalBroker
+  const state = processState()
+  if (state.broker) return state.broker
   const url = process.env['TQ_BROKER_URL']
   if (url) {
-    globalBroker = createBroker(url)
-    return globalBroker
+    state.broker = createBroker(url)
+    return state.broker
   }
   for (const pkg of DEFAULT_PACKAGES) {
     const plugin = loadPlugin(pkg)
     if (plugin) {
-      globalBroker = plugin.create()
-      return globalBroker
+      state.broker = plugin.create()
+      return state.broker
     }
   }
   throw new ConfigurationError(
@@ -110,5 +111,5 @@ export function getBroker(): Broker {
 
 /** Set the global broker (actors declared without a `broker` option bind to it). */
 export function setBroker(broker: Broker | undefined): void {
-  globalBroker = broker
+  processState().broker = broker
 }

@@ -197,6 +197,15 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
       }
       throw new BootFailure(bootExitCode(error), 'Could not create the broker', error)
     }
+    if (broker.actors.size === 0) {
+      // Nothing to run: a worker that boots anyway would sit idle on a broker nobody sends to.
+      throw new BootFailure(
+        ExitCode.USAGE,
+        `The modules (${config.modules.join(', ')}) declared no actors on the broker (${broker.constructor.name}). ` +
+          'Declare them with actor() in the modules given to tq worker, or in modules those import.',
+        undefined,
+      )
+    }
     // A broker without a logger of its own logs through the CLI's.
     const ownLogger = broker.logger === noopLogger
     if (ownLogger) broker.logger = logger.child({ component: 'broker' })
@@ -248,7 +257,7 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
       logger.warn(`Queue ${queue} is not declared by any actor yet; it is consumed once it is`, { queue })
   }
   const queues = worker.consumedQueues.filter((q) => !isDelayQueue(q))
-  if (queues.length === 0) logger.warn('No queues to consume: did the modules declare any actors?')
+  if (queues.length === 0) logger.warn('No queues to consume: --queues names none of the declared queues', { declared: [...declared] })
   logger.info('Worker process booted', {
     broker: broker.constructor.name,
     queues,
