@@ -4,75 +4,15 @@
 //   can build an example up step by step.
 // - <!-- prelude: declare function fetchReport(): Promise<void> --> on the line before a fence:
 //   hidden lines prepended to that block (declarations the prose takes for granted).
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import ts from 'typescript'
 import { expect, it } from 'vitest'
+import { type Snippet, extract, markdownFiles, root } from './extract.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const root = join(here, '../../..')
 const out = join(here, '../node_modules/.cache/snippets')
-
-function markdownFiles(): string[] {
-  const files = [join(root, 'README.md')]
-  for (const entry of readdirSync(join(root, 'docs'), { recursive: true, encoding: 'utf8' }))
-    if (entry.endsWith('.md')) files.push(join(root, 'docs', entry))
-  for (const dir of ['packages', 'examples'])
-    for (const pkg of readdirSync(join(root, dir))) {
-      const readme = join(root, dir, pkg, 'README.md')
-      try {
-        readFileSync(readme)
-        files.push(readme)
-      } catch {
-        // no README
-      }
-    }
-  return files
-}
-
-interface Snippet {
-  source: string
-  /** Markdown line of each source line (1-based). */
-  lines: number[]
-  file: string
-}
-
-function extract(file: string): Snippet[] {
-  const lines = readFileSync(file, 'utf8').split('\n')
-  const snippets: Snippet[] = []
-  for (let i = 0; i < lines.length; i++) {
-    const open = /^(\s*)```(ts|typescript)(\s+.*)?$/.exec(lines[i] ?? '')
-    if (!open) continue
-    const indent = open[1] ?? ''
-    const flags = open[3] ?? ''
-    const body: string[] = []
-    const at: number[] = []
-    // The prelude comment may be separated from the fence by blank lines (Prettier adds one).
-    let k = i - 1
-    while (k >= 0 && (lines[k] ?? '').trim() === '') k--
-    const prelude = /^\s*<!--\s*prelude:\s*(.*?)\s*-->\s*$/.exec(lines[k] ?? '')
-    if (prelude) {
-      body.push(prelude[1] ?? '')
-      at.push(k + 1)
-    }
-    let j = i + 1
-    for (; j < lines.length && !/^\s*```\s*$/.test(lines[j] ?? ''); j++) {
-      body.push((lines[j] ?? '').slice(indent.length))
-      at.push(j + 1)
-    }
-    i = j
-    if (flags.includes('fragment')) continue
-    const previous = snippets.at(-1)
-    if (flags.includes('continue') && previous) {
-      previous.source += `\n${body.join('\n')}`
-      previous.lines.push(...at)
-    } else {
-      snippets.push({ source: body.join('\n'), lines: at, file })
-    }
-  }
-  return snippets
-}
 
 it('every TypeScript block in the docs compiles', () => {
   rmSync(out, { recursive: true, force: true })

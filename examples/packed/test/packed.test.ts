@@ -126,37 +126,52 @@ describe('a CommonJS app (no "type": "module")', () => {
     const redis = packages.find((p) => p.manifest.name === '@tq/redis')
     deps['ioredis'] = resolvedRange(redis?.dir ?? '', 'ioredis', redis?.manifest.peerDependencies?.['ioredis'] ?? '*')
     Object.assign(deps, { tsx: '^4.23.0', typescript: '~5.9.3', '@types/node': '^20.19.0' })
-    writeFileSync(join(cjs, 'package.json'), JSON.stringify({ name: 'cjs-app', private: true, dependencies: deps }, null, 2))
+    writeFileSync(
+      join(cjs, 'package.json'),
+      JSON.stringify({ name: 'cjs-app', private: true, dependencies: deps }, null, 2),
+    )
     execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: cjs, encoding: 'utf8' })
   })
 
   it.each([
     ['tsx', ['--import', 'tsx'], 'src/tasks.ts', 'src/send.ts'],
     ['tsc', [], 'dist/tasks.js', 'dist/send.js'],
-  ] as const)('with %s: the worker runs the broker the module set, getResult() finds its backend', async (how, loader, tasks, send) => {
-    if (how === 'tsc') execFileSync(join(cjs, 'node_modules/.bin/tsc'), ['-p', '.'], { cwd: cjs, encoding: 'utf8' })
-    const worker = spawn(process.execPath, [...loader, join(cjs, 'node_modules/.bin/tq'), 'worker', tasks, '--processes', '1'], {
-      cwd: cjs,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let log = ''
-    const exited = new Promise<number | null>((resolve) => worker.on('exit', (code) => resolve(code)))
-    await new Promise<void>((resolve, reject) => {
-      const onData = (chunk: Buffer): void => {
-        log += chunk.toString()
-        if (log.includes('Worker process booted')) resolve()
-      }
-      worker.stdout.on('data', onData)
-      worker.stderr.on('data', onData)
-      void exited.then((code) => reject(new Error(`tq worker exited (${code}) before booting:\n${log}`)))
-    })
-    expect(log).toMatch(new RegExp(`broker=RedisBroker queues=${queue}`))
-    const out = execFileSync(process.execPath, [...loader, send], { cwd: cjs, env, encoding: 'utf8', timeout: 30_000 })
-    expect(out.trim()).toBe('result: 5')
-    worker.kill('SIGTERM')
-    expect(await exited).toBe(0)
-  })
+  ] as const)(
+    'with %s: the worker runs the broker the module set, getResult() finds its backend',
+    async (how, loader, tasks, send) => {
+      if (how === 'tsc') execFileSync(join(cjs, 'node_modules/.bin/tsc'), ['-p', '.'], { cwd: cjs, encoding: 'utf8' })
+      const worker = spawn(
+        process.execPath,
+        [...loader, join(cjs, 'node_modules/.bin/tq'), 'worker', tasks, '--processes', '1'],
+        {
+          cwd: cjs,
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      )
+      let log = ''
+      const exited = new Promise<number | null>((resolve) => worker.on('exit', (code) => resolve(code)))
+      await new Promise<void>((resolve, reject) => {
+        const onData = (chunk: Buffer): void => {
+          log += chunk.toString()
+          if (log.includes('Worker process booted')) resolve()
+        }
+        worker.stdout.on('data', onData)
+        worker.stderr.on('data', onData)
+        void exited.then((code) => reject(new Error(`tq worker exited (${code}) before booting:\n${log}`)))
+      })
+      expect(log).toMatch(new RegExp(`broker=RedisBroker queues=${queue}`))
+      const out = execFileSync(process.execPath, [...loader, send], {
+        cwd: cjs,
+        env,
+        encoding: 'utf8',
+        timeout: 30_000,
+      })
+      expect(out.trim()).toBe('result: 5')
+      worker.kill('SIGTERM')
+      expect(await exited).toBe(0)
+    },
+  )
 
   it('a worker whose modules declare no actors says so and exits 2', () => {
     let status: number | null = 0
