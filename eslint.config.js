@@ -6,8 +6,17 @@ import tseslint from 'typescript-eslint'
 
 export default defineConfig(
   {
-    // docs/api: the TypeDoc output (pnpm docs:api).
-    ignores: ['**/dist/**', '**/node_modules/**', '**/coverage/**', '**/.turbo/**', '**/*.tsbuildinfo', 'docs/api/**'],
+    // docs/api: the TypeDoc output (pnpm docs:api). examples/packed/app-cjs: a scratch project's
+    // sources, type-checked by its own tsc against the packed tarballs (packed.test.ts).
+    ignores: [
+      '**/dist/**',
+      '**/node_modules/**',
+      '**/coverage/**',
+      '**/.turbo/**',
+      '**/*.tsbuildinfo',
+      'docs/api/**',
+      'examples/packed/app-cjs/**',
+    ],
   },
   {
     linterOptions: { reportUnusedDisableDirectives: 'error' },
