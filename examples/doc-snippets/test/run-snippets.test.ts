@@ -32,7 +32,7 @@ describe('the first examples run as written', () => {
     // Each block is a program of its own; a clean exit is the assertion (a throw or a hang fails).
     const { stderr } = await run(process.execPath, ['--import', 'tsx', '--conditions=@tq/source', file], {
       cwd: out,
-      timeout: 30_000,
+      timeout: 90_000,
       env: { ...process.env, NODE_OPTIONS: '', TQ_BROKER_URL: '' },
     })
     expect(stderr).toBe('')

@@ -4,6 +4,7 @@ import { getBroker } from './global.ts'
 import type { Logger } from './logger.ts'
 import { Message } from './message.ts'
 import { validateQueueName } from './queue-names.ts'
+import type { MessageFields, WireMessage } from './wire.ts'
 
 // `never` parameters (not `any[]`): any function is assignable, and unannotated parameters with
 // defaults keep the type of their initializer instead of becoming `any`.
@@ -62,12 +63,19 @@ export interface ActorOptions extends MiddlewareOptions {
 /** `args` is optional when the actor takes no required arguments. */
 type ArgsField<A extends unknown[]> = [] extends A ? { args?: A } : { args: A }
 
-/** Per-message options: any middleware option, plus broker fields such as `brokerPriority`. */
+/**
+ * Per-message options: any middleware option, plus broker fields such as `brokerPriority`.
+ * Closed, like `ActorOptions`: an unknown key (a typo such as `dealy`) does not compile, and at
+ * runtime `messageWithOptions` / `sendWithOptions` reject an option no middleware registered on
+ * the actor's broker declares. A middleware of your own adds its options by augmenting
+ * `MiddlewareOptions`. (Decoded messages are not checked: unknown wire options pass through.)
+ */
 export interface MessageOptionsInput extends MiddlewareOptions {
   brokerPriority?: number
   /** Delay (ms) applied when this message is enqueued as a pipeline step or group child. */
   delay?: number
-  [option: string]: unknown
+  /** Pipelines: the step enqueued after this message succeeds (`pipeline()` sets it for you). */
+  pipeTarget?: MessageFields | WireMessage
 }
 
 export type MessageWithOptionsInput<A extends unknown[]> = ArgsField<A> & {
@@ -111,6 +119,71 @@ export type Actor<A extends unknown[] = unknown[], R = unknown, Ret = R | Promis
 export type AnyActor = Actor<any[], any, any>
 
 const RESERVED = new Set(['actorName', 'queueName', 'priority', 'broker'])
+/** Message options every actor takes, whatever its broker's middleware. */
+const MESSAGE_FIELDS = ['args', 'kwargs', 'delay']
+/** Broker fields a message may carry (read by the broker, not a middleware). */
+const BROKER_MESSAGE_OPTIONS = ['brokerPriority']
+
+/** Optimal-string-alignment distance (Levenshtein plus adjacent transpositions). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  )
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1)
+      d[i]![j] = best
+    }
+  }
+  return d[a.length]![b.length]!
+}
+
+/** The known name `name` is most likely a typo of, if one is close enough to be obvious. */
+function closest(name: string, known: Iterable<string>): string | undefined {
+  const lower = name.toLowerCase()
+  // snake_case (`max_retries`) or wrong case (`maxretries`) of a known option.
+  const squashed = lower.replace(/_/g, '')
+  let best: string | undefined
+  let bestDistance = Infinity
+  for (const candidate of known) {
+    const c = candidate.toLowerCase()
+    if (c === squashed) return candidate
+    const distance = editDistance(lower, c)
+    if (distance < bestDistance) {
+      best = candidate
+      bestDistance = distance
+    }
+  }
+  // One edit per three characters (at most three): `dealy` → delay, `maxRetry` → maxRetries.
+  const limit = Math.max(1, Math.min(3, Math.floor((name.length + 1) / 3)))
+  return bestDistance <= limit ? best : undefined
+}
+
+/** `key`, with a "did you mean" when a known name is obviously meant. */
+function withSuggestion(key: string, known: Iterable<string>): string {
+  const suggestion = closest(key, known)
+  return suggestion ? `${key} (did you mean ${suggestion}?)` : key
+}
+
+/** Throw `InvalidArgumentError` for a message option no middleware on `broker` declares. */
+function checkMessageOptions(actorName: string, broker: Broker, input: Record<string, unknown>): void {
+  const unknown: string[] = []
+  for (const [key, value] of Object.entries(input)) {
+    if (value === undefined) continue
+    if (MESSAGE_FIELDS.includes(key) || BROKER_MESSAGE_OPTIONS.includes(key) || broker.actorOptions.has(key)) continue
+    unknown.push(key)
+  }
+  if (unknown.length === 0) return
+  const known = [...MESSAGE_FIELDS, ...BROKER_MESSAGE_OPTIONS, ...broker.actorOptions]
+  const described = unknown.map((key) => withSuggestion(key, known))
+  throw new InvalidArgumentError(
+    `Actor ${actorName}: unknown message option${unknown.length > 1 ? 's' : ''} ${described.join(', ')}. ` +
+      `Did you forget to add a middleware to your broker? Known options: ${[...new Set(known)].sort().join(', ')}`,
+  )
+}
+
 const CALLBACK_OPTIONS = ['onSuccess', 'onFailure', 'onRetryExhausted'] as const
 
 /** An actor option that names another actor may be given as the actor; the wire carries its name. */
@@ -153,7 +226,9 @@ export function actor(
   if (typeof fn !== 'function') throw new InvalidArgumentError('actor() needs a function')
   const actorName = typeof nameOrFn === 'string' ? nameOrFn : (opts.actorName ?? fn.name)
   if (!actorName) {
-    throw new InvalidArgumentError('actor() needs a name for an anonymous function: actor("name", fn) or { actorName }')
+    throw new InvalidArgumentError(
+      "actor() needs a name: an arrow or anonymous function has none. Pass one first, actor('add', (x, y) => x + y), use a named function, or set { actorName }",
+    )
   }
   const queueName = opts.queueName ?? 'default'
   validateQueueName(queueName)
@@ -169,7 +244,8 @@ export function actor(
   }
   if (unknown.length > 0) {
     throw new InvalidArgumentError(
-      `Actor ${actorName}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}. ` +
+      `Actor ${actorName}: unknown option${unknown.length > 1 ? 's' : ''} ` +
+        `${unknown.map((key) => withSuggestion(key, broker.actorOptions)).join(', ')}. ` +
         `Did you forget to add a middleware to your broker? Known options: ${[...broker.actorOptions].sort().join(', ') || 'none'}`,
     )
   }
@@ -209,9 +285,13 @@ export function actor(
     options: Object.freeze(options),
     logger: broker.logger.child({ component: 'actor', actor: actorName }),
     message: (...args: unknown[]) => buildMessage(args, undefined, {}),
-    messageWithOptions: (input: Record<string, unknown>) => buildMessage(...splitInput(input)),
+    messageWithOptions: (input: Record<string, unknown>) => {
+      checkMessageOptions(actorName, broker, input)
+      return buildMessage(...splitInput(input))
+    },
     send: async (...args: unknown[]) => broker.enqueue(buildMessage(args, undefined, {})),
     sendWithOptions: async (input: Record<string, unknown>) => {
+      checkMessageOptions(actorName, broker, input)
       const { delay, ...rest } = input
       const enqueueOptions: EnqueueOptions = {}
       if (delay !== undefined && delay !== null) {

@@ -5,6 +5,7 @@ import { Heap } from './internal/heap.ts'
 import { Notifier, sleep } from './notifier.ts'
 import { errorMeta, type Logger } from './logger.ts'
 import type { MessageProxy } from './message-proxy.ts'
+import { runWithMessage } from './middleware/current-message.ts'
 import type { Middleware } from './middleware/middleware.ts'
 import { isDelayQueue, qName } from './queue-names.ts'
 
@@ -339,6 +340,10 @@ export class Worker {
       const inner = call
       call = () => (m.wrapActorCall as NonNullable<Middleware['wrapActorCall']>).call(m, this.broker, proxy, inner)
     }
+    // Every actor (and its wrappers) runs with its message as currentMessage(), signal included,
+    // whatever the middleware list holds.
+    const wrapped = call
+    call = () => runWithMessage(proxy, wrapped)
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the abort reason as given
     if (proxy.aborted) return Promise.reject(proxy.abortReason)
     // Race the actor against an abort (time limit, shutdown) without an AbortSignal per message.

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { CurrentMessage, actor, currentMessage, defaultMiddleware, type MessageProxy } from '../src/index.ts'
+import {
+  CurrentMessage,
+  TimeLimitExceededError,
+  actor,
+  currentMessage,
+  defaultMiddleware,
+  type MessageProxy,
+} from '../src/index.ts'
 import { deferred, drain, setup } from './middleware-helpers.ts'
 
 describe('CurrentMessage', () => {
@@ -87,12 +94,44 @@ describe('CurrentMessage', () => {
     ])
   })
 
-  it('is undefined inside actors when the middleware is not installed', async () => {
+  it('is the message inside actors without the middleware too (the worker sets it)', async () => {
     const { broker, worker } = await setup()
     const seen: unknown[] = []
-    const job = actor('job', () => void seen.push(currentMessage()), { broker })
-    await job.send()
+    const job = actor('job', () => void seen.push(currentMessage()?.messageId), { broker })
+    const sent = await job.send()
     await drain(broker, worker)
-    expect(seen).toEqual([undefined])
+    expect(seen).toEqual([sent.messageId])
+  })
+})
+
+describe('the actor signal with the default stack (no CurrentMessage middleware)', () => {
+  it('currentMessage() is set and its signal aborts with TimeLimitExceededError on the time limit', async () => {
+    const { broker, worker } = await setup(defaultMiddleware())
+    expect(broker.middleware.some((m) => m instanceof CurrentMessage)).toBe(false)
+    const reasons: unknown[] = []
+    let stoppedEarly = false
+    const slow = actor(
+      'slow',
+      async () => {
+        const signal = currentMessage()?.signal
+        if (!signal) throw new Error('no signal')
+        // A cooperative actor: stops when its signal fires, not after the full 10 s.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 10_000)
+          signal.addEventListener('abort', () => {
+            clearTimeout(timer)
+            reasons.push(signal.reason)
+            stoppedEarly = true
+            resolve()
+          })
+        })
+      },
+      { broker, timeLimit: 50, maxRetries: 0 },
+    )
+    await slow.send()
+    await drain(broker, worker)
+    expect(stoppedEarly).toBe(true)
+    expect(reasons).toHaveLength(1)
+    expect((reasons[0] as { code?: string }).code).toBe(new TimeLimitExceededError('x').code)
   })
 })

@@ -1,6 +1,13 @@
 import { describe, expectTypeOf, it } from 'vitest'
 import { StubBroker, actor, type Actor, type Message } from '../src/index.ts'
 
+declare module '../src/actor.ts' {
+  interface MiddlewareOptions {
+    /** A custom middleware's option, for the message-option tests below. */
+    slowAfterTypes?: number
+  }
+}
+
 const broker = new StubBroker({ middleware: [] })
 const add = actor('add_types', (x: number, y: number) => x + y, { broker })
 const greet = actor(
@@ -48,5 +55,29 @@ describe('actor types', () => {
   it('rejects unknown static options', () => {
     // @ts-expect-error not an actor option
     actor('bad_types', () => 1, { broker, maxRetry: 3 })
+  })
+
+  it('rejects unknown message options', () => {
+    // @ts-expect-error a typo of delay
+    void add.sendWithOptions({ args: [1, 2], dealy: 5000 })
+    // @ts-expect-error a typo of maxRetries
+    void add.messageWithOptions({ args: [1, 2], maxRetry: 3 })
+    // @ts-expect-error an option no middleware declares
+    void noArgs.sendWithOptions({ frobnicate: true })
+    // @ts-expect-error wire names are not message options
+    void noArgs.sendWithOptions({ max_retries: 3 })
+    // @ts-expect-error delay is a number
+    void noArgs.sendWithOptions({ delay: '5s' })
+  })
+
+  it('accepts the known message options', () => {
+    void add.sendWithOptions({ args: [1, 2], kwargs: { k: 1 }, delay: 5000, maxRetries: 0, brokerPriority: 3 })
+    void add.sendWithOptions({ args: [1, 2], timeLimit: 1, maxAge: 1, storeResults: false, resultTtl: 1 })
+    void add.sendWithOptions({ args: [1, 2], onSuccess: 'done', onFailure: noArgs, pipeIgnore: true })
+    void noArgs.messageWithOptions({ delay: 10, pipeTarget: add.message(1, 2).asDict() })
+    void noArgs.messageWithOptions({ pipeTarget: add.message(1, 2).toWire() })
+    // A middleware's own option, typed by augmenting MiddlewareOptions (see the top of this file).
+    void noArgs.sendWithOptions({ slowAfterTypes: 10 })
+    actor('slow_types', () => 1, { broker, slowAfterTypes: 10 })
   })
 })

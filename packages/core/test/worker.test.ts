@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   ConnectionClosedError,
+  Message,
   ShutdownError,
   StubBroker,
   Worker,
@@ -196,8 +197,10 @@ describe('Worker', () => {
     const broker = new StubBroker({ middleware: [] })
     const ledger = new Ledger<string>()
     const work = actor('work', (x: string) => ledger.record(x), { broker })
-    await broker.enqueue(work.messageWithOptions({ args: ['bad-eta'], eta: 'soon' }))
-    await broker.enqueue(work.messageWithOptions({ args: ['null-eta'], eta: null }))
+    // As a foreign producer would send them: `eta` is not a message option tq code may set.
+    const withEta = (arg: string, eta: unknown) => Message.fromWire({ ...work.message(arg).toWire(), options: { eta } })
+    await broker.enqueue(withEta('bad-eta', 'soon'))
+    await broker.enqueue(withEta('null-eta', null))
     const worker = new Worker(broker, { workerTimeout: 20 })
     await worker.start()
     await ledger.waitForTotal(2)

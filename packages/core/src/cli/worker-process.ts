@@ -257,7 +257,8 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
       logger.warn(`Queue ${queue} is not declared by any actor yet; it is consumed once it is`, { queue })
   }
   const queues = worker.consumedQueues.filter((q) => !isDelayQueue(q))
-  if (queues.length === 0) logger.warn('No queues to consume: --queues names none of the declared queues', { declared: [...declared] })
+  if (queues.length === 0)
+    logger.warn('No queues to consume: --queues names none of the declared queues', { declared: [...declared] })
   logger.info('Worker process booted', {
     broker: broker.constructor.name,
     queues,

@@ -1,26 +1,18 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { Broker } from '../broker.ts'
 import type { MessageProxy } from '../message-proxy.ts'
 import type { Middleware } from './middleware.ts'
 
 const storage = new AsyncLocalStorage<MessageProxy>()
 
+/** @internal The worker runs every actor call through this, so `currentMessage()` needs no middleware. */
+export function runWithMessage<T>(proxy: MessageProxy, call: () => Promise<T>): Promise<T> {
+  return storage.run(proxy, call)
+}
+
 /**
- * Makes the message being processed available to the actor (and everything it calls, across
- * `await`s) through `currentMessage()`. Not in the default stack: it runs each actor inside an
- * `AsyncLocalStorage` context, which costs a little on every promise, so add it when you need it:
- *
- * ```ts
- * const broker = new StubBroker({ middleware: [...defaultMiddleware(), new CurrentMessage()] })
- * const work = actor(async (url: string) => {
- *   const message = currentMessage()
- *   // Aborts on the time limit and (with notifyShutdown) on worker shutdown.
- *   const response = await fetch(url, { signal: message?.signal })
- *   return { status: response.status, attempt: message?.options.retries ?? 0 }
- * }, { broker })
- * ```
- *
- * Outside an actor run by a worker, `currentMessage()` is `undefined`.
+ * Kept for code written before `currentMessage()` worked with the default stack: the worker now
+ * runs every actor with its message as the current one, so this middleware adds nothing and
+ * can be left out of the middleware list.
  */
 export class CurrentMessage implements Middleware {
   readonly actorOptions: readonly string[] = []
@@ -29,16 +21,20 @@ export class CurrentMessage implements Middleware {
   static getCurrentMessage(): MessageProxy | undefined {
     return storage.getStore()
   }
-
-  wrapActorCall(_broker: Broker, proxy: MessageProxy, call: () => Promise<unknown>): Promise<unknown> {
-    return storage.run(proxy, call)
-  }
 }
 
 /**
- * The message being processed by the calling actor (needs the `CurrentMessage` middleware), or
- * `undefined` outside one. Its `signal` aborts when the message's time limit passes or, with
- * `notifyShutdown`, when the worker shuts down.
+ * The message being processed by the calling actor (and everything it calls, across `await`s),
+ * or `undefined` outside an actor run by a worker. Its `signal` aborts when the message's time
+ * limit passes or, with `notifyShutdown`, when the worker shuts down:
+ *
+ * ```ts
+ * const work = actor('work', async (url: string) => {
+ *   const message = currentMessage()
+ *   const response = await fetch(url, { signal: message?.signal })
+ *   return { status: response.status, attempt: message?.options.retries ?? 0 }
+ * })
+ * ```
  */
 export function currentMessage(): MessageProxy | undefined {
   return storage.getStore()
