@@ -29,6 +29,15 @@ function bootExitCode(error: unknown): number {
   return error instanceof BrokerConnectionError ? ExitCode.BROKER_CONNECTION : ExitCode.USAGE
 }
 
+/** What to do when Node cannot load a TypeScript module: it needs a loader or a build. */
+function loaderHint(error: unknown): string {
+  if ((error as { code?: unknown } | null)?.code !== 'ERR_UNKNOWN_FILE_EXTENSION') return ''
+  return (
+    " (Node runs TypeScript only through a loader: NODE_OPTIONS='--import tsx' npx tq worker …, " +
+    'or compile first and give tq worker the .js files)'
+  )
+}
+
 export interface WorkerProcessIo {
   /** Where log lines go (default stderr). */
   write?: (line: string) => void
@@ -183,7 +192,7 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
       try {
         await import(url)
       } catch (error) {
-        throw new BootFailure(bootExitCode(error), `Failed to import ${spec}`, error)
+        throw new BootFailure(bootExitCode(error), `Failed to import ${spec}${loaderHint(error)}`, error)
       }
     }
 
