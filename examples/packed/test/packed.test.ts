@@ -111,6 +111,34 @@ describe('published packages', () => {
   })
 })
 
+// The adapters' peer ranges admit ioredis 5 (what BullMQ apps already have) and amqplib 0.10:
+// install exactly those lowest majors and run on the real servers.
+it('runs with the lowest supported peer majors (ioredis 5.11, amqplib 0.10)', () => {
+  const low = join(scratch, 'lowest-peers')
+  execFileSync('mkdir', ['-p', low])
+  const deps: Record<string, string> = { ioredis: '~5.11.0', amqplib: '~0.10.0' }
+  for (const name of ['@tq/core', '@tq/redis', '@tq/rabbitmq', '@tq/results-redis'])
+    deps[name] = `file:${tarballOf.get(name)}`
+  writeFileSync(
+    join(low, 'package.json'),
+    JSON.stringify({ name: 'lowest-peers', private: true, type: 'module', dependencies: deps }, null, 2),
+  )
+  // No --legacy-peer-deps: npm refuses the install if a peer range excludes these versions.
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: low, encoding: 'utf8' })
+  const installed = (pkg: string): string =>
+    (JSON.parse(readFileSync(join(low, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version
+  expect(installed('ioredis')).toMatch(/^5\.11\./)
+  expect(installed('amqplib')).toMatch(/^0\.10\./)
+  writeFileSync(join(low, 'main.mjs'), readFileSync(join(here, '../app/lowest-peers.mjs')))
+  const out = execFileSync(process.execPath, ['main.mjs'], {
+    cwd: low,
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, NODE_OPTIONS: '' },
+  })
+  expect(out.trim().split('\n')).toEqual(['redis: 3 42', 'rabbitmq: 3 42'])
+})
+
 // npm's default project has no "type": "module": tsx then compiles the app's imports to CommonJS
 // while the tq CLI imports @tq/core's ESM build, so the process holds two copies of @tq/core.
 // setBroker() in one must be what the other's worker runs (it ran a default broker before).
