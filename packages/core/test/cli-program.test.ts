@@ -22,7 +22,16 @@ import {
   type WorkerCommandConfig,
 } from '../src/cli/index.ts'
 import { RetryCounter, type MetricsModule } from '../src/cli/metrics.ts'
-import { StubBroker, Worker, actor, defaultMiddleware, Retries } from '../src/index.ts'
+import {
+  Message,
+  StubBroker,
+  Worker,
+  actor,
+  defaultMiddleware,
+  Retries,
+  type MessageProxy,
+  type Middleware,
+} from '../src/index.ts'
 
 const APP = fileURLToPath(new URL('./fixtures/cli/app.ts', import.meta.url))
 const FAKE_WORKER = fileURLToPath(new URL('./fixtures/cli/fake-worker.mjs', import.meta.url))
@@ -478,5 +487,21 @@ describe('RetryCounter', () => {
     } finally {
       await worker.stop()
     }
+  })
+
+  it('counts a retry once when the moved copy starts before its enqueue is confirmed (RabbitMQ)', () => {
+    // On RabbitMQ the worker can receive and start the copy moved out of the delay queue before
+    // the publisher confirm returns and afterEnqueue runs: the move must still not count.
+    const counter = new RetryCounter()
+    const broker = new StubBroker()
+    const retry = new Message({ queueName: 'q.DQ', actorName: 'a', args: [], options: { retries: 1, eta: Date.now() } })
+    const proxy = { messageId: retry.messageId, options: retry.options } as unknown as MessageProxy
+    counter.beforeDelayMessage(broker, proxy)
+    counter.afterEnqueue(broker, retry) // the retry itself, confirmed after the worker took it from the delay queue
+    const moved = new Message({ ...retry.asDict(), queueName: 'q', options: { retries: 1 } })
+    const hooks = counter as Middleware
+    hooks.beforeProcessMessage?.(broker, proxy) // the moved copy starts …
+    counter.afterEnqueue(broker, moved) // … before its enqueue is confirmed
+    expect(counter.count).toBe(1)
   })
 })

@@ -88,9 +88,8 @@ export class RetryCounter implements Middleware {
     this.#held.add(message.messageId)
   }
 
-  beforeProcessMessage(_broker: Broker, message: MessageProxy): void {
-    this.#held.delete(message.messageId)
-  }
+  // No beforeProcessMessage cleanup: on RabbitMQ the moved copy can be delivered and started
+  // before its publish is confirmed and afterEnqueue runs, and the move must still be recognised.
 
   afterEnqueue(_broker: Broker, message: Message): void {
     if (this.#held.has(message.messageId) && message.options['eta'] === undefined) {
