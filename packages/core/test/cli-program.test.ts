@@ -500,7 +500,7 @@ describe('RetryCounter', () => {
     counter.afterEnqueue(broker, retry) // the retry itself, confirmed after the worker took it from the delay queue
     const moved = new Message({ ...retry.asDict(), queueName: 'q', options: { retries: 1 } })
     const hooks = counter as Middleware
-    hooks.beforeProcessMessage?.(broker, proxy) // the moved copy starts …
+    void hooks.beforeProcessMessage?.(broker, proxy) // the moved copy starts …
     counter.afterEnqueue(broker, moved) // … before its enqueue is confirmed
     expect(counter.count).toBe(1)
   })
