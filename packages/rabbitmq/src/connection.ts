@@ -97,6 +97,8 @@ export class ManagedConnection {
         return model
       } catch (error) {
         last = classifyAmqpError(error)
+        // Name the server (redacted) in the message: the socket error alone may not (AggregateError, DNS).
+        if (last !== error && !last.message.includes(redactUrl(url))) last.message += ` (${redactUrl(url)})`
         if (this.#closed) throw last
         this.#logger.warn(`Could not open the RabbitMQ ${this.role} connection to ${redactUrl(url)}`, errorMeta(last))
         if (!last.retryable) break

@@ -116,7 +116,8 @@ export class Publisher {
       }
     }
     throw new ConnectionClosedError(
-      `Could not publish ${remaining.length} message(s) to RabbitMQ after ${attempts} attempts`,
+      `Could not publish ${remaining.length} message(s) to RabbitMQ after ${attempts} attempts` +
+        (lastError ? `: ${lastError.message}` : ''),
       {
         cause: lastError,
       },

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import {
   Broker,
   ConfigurationError,
+  ConnectionClosedError,
   ConnectionFailedError,
   Notifier,
   QueueJoinTimeoutError,
@@ -9,6 +10,7 @@ import {
   errorMessage,
   errorMeta,
   qName,
+  redactUrl,
   validateQueueName,
   xqName,
   type BrokerOptions,
@@ -60,6 +62,14 @@ export interface RedisBrokerOptions extends BrokerOptions {
   wakeups?: boolean
   /** Milliseconds between fetches of an idle consumer (default 1000; waking up on enqueue is separate). */
   pollInterval?: number
+  /**
+   * Milliseconds a command (an enqueue, a fetch, `connect()`) waits for the connection to
+   * Redis to be (re)established before it fails with `ConnectionFailedError` naming the server
+   * and the last connection error, e.g. `ECONNREFUSED` (default 5000). Also ioredis's socket
+   * `connectTimeout` unless `redisOptions.connectTimeout` is set. The connection keeps
+   * reconnecting in the background, so a consumer resumes once Redis is back.
+   */
+  connectTimeout?: number
 }
 
 export interface RedisJoinOptions extends JoinOptions {
@@ -78,6 +88,7 @@ export interface RedisDeadLetter {
 }
 
 const DEFAULT_URL = 'redis://127.0.0.1:6379'
+const DEFAULT_CONNECT_TIMEOUT = 5000
 const WEEK_MS = 7 * 24 * 60 * 60 * 1000
 /** Messages per script call when batching. */
 const BATCH = 1000
@@ -119,9 +130,13 @@ export class RedisBroker extends Broker {
   readonly maintenanceInterval: number
   readonly pollInterval: number
   readonly wakeups: boolean
+  /** Milliseconds a command waits for the connection to be (re)established (see `RedisBrokerOptions.connectTimeout`). */
+  readonly connectTimeout: number
   /** The connection commands go through. */
   readonly client: Redis
   readonly #ownsClient: boolean
+  /** The URL the client was built from (undefined with a given `client`). */
+  readonly #url: string | undefined
   readonly #subscriberOptions: Omit<RedisOptions, 'replyMapping'>
   #subscriber: Redis | undefined
   readonly #wake = new Map<string, WakeState>()
@@ -136,18 +151,43 @@ export class RedisBroker extends Broker {
   #heartbeatTimer: NodeJS.Timeout | undefined
   #closed = false
   #connectionErrorLogged = false
+  /** The last connection error since the connection was last ready (the cause of a failed wait). */
+  #lastConnectionError: unknown
+  /** The first connect-and-check (PING, SELECT of the URL's database); later commands wait for it. */
+  #verified: Promise<void> | undefined
+  #isVerified = false
+  #readyWait: Promise<void> | undefined
   /** Queues whose ack set may hold ids no consumer knows about (a fetch reply lost with a connection). */
   readonly #reconcileQueues = new Set<string>()
   readonly #fetchGates = new Map<
     string,
     { active: number; readonly drained: Notifier; reconciling: Promise<void> | undefined }
   >()
+  /** Rejecters of enqueue script calls in flight: failed when the connection stays down for `connectTimeout`. */
+  readonly #boundedWrites = new Set<(error: unknown) => void>()
+  #outageTimer: NodeJS.Timeout | undefined
   readonly #onClientClose = (): void => {
     for (const consumer of this.#consumers) this.#reconcileQueues.add(consumer.queueName)
+    if (this.#outageTimer === undefined && this.#boundedWrites.size > 0) {
+      this.#outageTimer = setTimeout(() => {
+        this.#outageTimer = undefined
+        const error = this.#connectionFailed(this.#lastConnectionError, ` within ${this.connectTimeout} ms`)
+        const rejecters = [...this.#boundedWrites]
+        this.#boundedWrites.clear()
+        for (const reject of rejecters) reject(error)
+      }, this.connectTimeout)
+      this.#outageTimer.unref()
+    }
   }
-  readonly #onClientError = (error: unknown): void => this.#logConnectionError('commands', error)
+  readonly #onClientError = (error: unknown): void => {
+    this.#lastConnectionError = error
+    this.#logConnectionError('commands', error)
+  }
   readonly #onClientReady = (): void => {
+    clearTimeout(this.#outageTimer)
+    this.#outageTimer = undefined
     this.#connectionErrorLogged = false
+    this.#lastConnectionError = undefined
   }
 
   constructor(options: RedisBrokerOptions = {}) {
@@ -160,6 +200,10 @@ export class RedisBroker extends Broker {
     this.maintenanceInterval = options.maintenanceInterval ?? this.heartbeatTimeout
     this.pollInterval = options.pollInterval ?? 1000
     this.wakeups = options.wakeups ?? true
+    this.connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT
+    if (!(this.connectTimeout > 0)) {
+      throw new ConfigurationError(`connectTimeout must be a positive number of ms, got ${this.connectTimeout}`)
+    }
     if (this.heartbeatInterval >= this.heartbeatTimeout) {
       throw new ConfigurationError(
         `heartbeatInterval (${this.heartbeatInterval} ms) must be shorter than heartbeatTimeout (${this.heartbeatTimeout} ms)`,
@@ -171,11 +215,17 @@ export class RedisBroker extends Broker {
         throw new ConfigurationError('RedisBroker cannot use a client with a keyPrefix; set `namespace` instead')
       }
       this.client = options.client
+      this.#url = undefined
       this.#ownsClient = options.closeClient ?? false
       this.#subscriberOptions = { connectionName: `${connectionName}:wakeups`, lazyConnect: true }
     } else {
-      const base: Omit<RedisOptions, 'replyMapping'> = { lazyConnect: true, ...options.redisOptions }
-      this.client = new Redis(options.url ?? DEFAULT_URL, { ...base, connectionName: `${connectionName}:commands` })
+      const base: Omit<RedisOptions, 'replyMapping'> = {
+        lazyConnect: true,
+        connectTimeout: this.connectTimeout,
+        ...options.redisOptions,
+      }
+      this.#url = options.url ?? DEFAULT_URL
+      this.client = new Redis(this.#url, { ...base, connectionName: `${connectionName}:commands` })
       this.#ownsClient = true
       this.#subscriberOptions = { ...base, connectionName: `${connectionName}:wakeups` }
     }
@@ -211,6 +261,7 @@ export class RedisBroker extends Broker {
 
   /** @internal Run one of the Lua scripts with the heartbeat arguments; errors are classified. */
   async run(name: ScriptName, keys: ScriptArg[], args: ScriptArg[], buffers = false): Promise<unknown> {
+    await this.#ensureReady()
     try {
       return await runScript(
         this.client,
@@ -291,12 +342,38 @@ export class RedisBroker extends Broker {
         const chunk = writes.slice(i, i + BATCH)
         const args: ScriptArg[] = [channel]
         for (const w of chunk) args.push(w.id, w.payload)
-        this.run('enqueue', keys, args).then(
+        this.#bounded(this.run('enqueue', keys, args)).then(
           () => chunk.forEach((w) => w.resolve()),
           (error: unknown) => chunk.forEach((w) => w.reject(error)),
         )
       }
     }
+  }
+
+  /**
+   * `promise`, or a `ConnectionFailedError` once the connection has been down for
+   * `connectTimeout` while it is pending (ioredis would keep it queued through up to
+   * `maxRetriesPerRequest` reconnects, over a minute). The command itself stays queued in
+   * ioredis and may still run after a reconnect, as with any lost reply.
+   */
+  #bounded<T>(promise: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const settle = (): void => {
+        this.#boundedWrites.delete(reject)
+      }
+      this.#boundedWrites.add(reject)
+      promise.then(
+        (value) => {
+          settle()
+          resolve(value)
+        },
+        (error: unknown) => {
+          settle()
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passed through as it came
+          reject(error)
+        },
+      )
+    })
   }
 
   override consume(queueName: string, options: ConsumeOptions = {}): Consumer {
@@ -456,6 +533,7 @@ export class RedisBroker extends Broker {
   /** The dead letters of a canonical queue (from it and its delay queue), oldest first. */
   async deadLetters(queueName: string): Promise<RedisDeadLetter[]> {
     const xq = this.key(xqName(queueName))
+    await this.#ensureReady()
     try {
       const entries = await this.client.zrangeBuffer(xq, '0', '-1', 'WITHSCORES')
       const out: RedisDeadLetter[] = []
@@ -478,32 +556,126 @@ export class RedisBroker extends Broker {
   }
 
   /**
-   * Open the command connection now and check it with a PING, so a worker fails at boot (the
-   * CLI's exit code 3) instead of polling a server it cannot reach. Throws
-   * `BrokerConnectionError` when Redis is unreachable or refuses the credentials; the message
-   * never contains the URL's password.
+   * Open the command connection now and check it with a PING (and a SELECT of the URL's
+   * database), so a worker fails at boot (the CLI's exit code 3) instead of polling a server it
+   * cannot reach. Commands run before it call it themselves. Throws `ConnectionFailedError`
+   * when Redis is unreachable (within `connectTimeout`) or refuses the credentials, and
+   * `ConfigurationError` when the database index does not exist on the server (ioredis would
+   * otherwise silently stay on database 0). Messages never contain the URL's password.
    */
   override async connect(): Promise<void> {
     if (this.#closed) throw new ConfigurationError('This RedisBroker is closed')
-    // ioredis rejects connect() with a bare "Connection is closed."; the cause comes as an event.
-    let cause: unknown
-    const onError = (error: unknown): void => {
-      cause ??= error
+    if (!this.#verified) {
+      const verifying = this.#verify()
+      this.#verified = verifying
+      verifying.then(
+        () => {
+          this.#isVerified = true
+        },
+        (error: unknown) => {
+          // Unreachable: try again next time. A missing database stays an error.
+          if (!(error instanceof ConfigurationError) && this.#verified === verifying) this.#verified = undefined
+        },
+      )
     }
-    this.client.on('error', onError)
+    await this.#verified
+  }
+
+  /** A redacted description of the server: the URL without its password, or host:port. */
+  get #where(): string {
+    if (this.#url !== undefined) return redactUrl(this.#url)
+    const { host, port, path } = this.client.options
+    return path ?? `${host ?? '127.0.0.1'}:${port ?? 6379}`
+  }
+
+  /** host:port (or the socket path) of the server. */
+  get #address(): string {
+    const { host, port, path } = this.client.options
+    return path ?? `${host ?? '127.0.0.1'}:${port ?? 6379}`
+  }
+
+  async #verify(): Promise<void> {
+    await this.#waitReady()
     try {
-      if (this.client.status === 'wait') await this.client.connect()
       await this.client.ping()
     } catch (error) {
-      const { host, port, path } = this.client.options
-      const where = path ?? `${host ?? '127.0.0.1'}:${port ?? 6379}`
-      // A refused connection, a DNS failure or refused credentials: all "could not connect".
-      throw new ConnectionFailedError(`Could not connect to Redis at ${where}: ${errorMessage(cause ?? error)}`, {
-        cause: cause ?? error,
-      })
-    } finally {
-      this.client.off('error', onError)
+      throw this.#connectionFailed(this.#lastConnectionError ?? error)
     }
+    const db = Number(this.client.options.db ?? 0)
+    if (db !== 0) {
+      try {
+        // ioredis swallows a failed SELECT of its handshake and stays on database 0: check it.
+        await this.client.select(db)
+      } catch (error) {
+        if (error instanceof Error && error.name === 'ReplyError') {
+          throw new ConfigurationError(
+            `Redis at ${this.#where} cannot select database ${db}: ${errorMessage(error)} ` +
+              "(check the /db part of the URL and the server's `databases` setting)",
+            { cause: error },
+          )
+        }
+        throw classifyRedisError(error)
+      }
+    }
+  }
+
+  /** Before a command: the first one connects and checks; later ones wait (bounded) for a reconnect. */
+  #ensureReady(): Promise<void> | undefined {
+    if (this.#isVerified) {
+      if (this.client.status === 'ready') return undefined
+      return this.#waitReady()
+    }
+    return this.connect()
+  }
+
+  #connectionFailed(cause: unknown, suffix = ''): ConnectionFailedError {
+    const reason = cause === undefined ? 'no answer' : errorMessage(cause)
+    return new ConnectionFailedError(`Could not connect to Redis at ${this.#address}${suffix}: ${reason}`, {
+      cause,
+    })
+  }
+
+  /**
+   * Resolve once the command connection is ready; reject with `ConnectionFailedError` when the
+   * first connection attempt this call starts fails, or when it is not ready within
+   * `connectTimeout`. ioredis keeps reconnecting in the background either way.
+   */
+  #waitReady(): Promise<void> {
+    const client = this.client
+    if (client.status === 'ready') return Promise.resolve()
+    if (this.#closed) return Promise.reject(new ConfigurationError('This RedisBroker is closed'))
+    if (client.status === 'end' && !this.#ownsClient) {
+      return Promise.reject(new ConnectionClosedError(`The Redis connection to ${this.#address} is closed`))
+    }
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(this.#connectionFailed(this.#lastConnectionError, ` within ${this.connectTimeout} ms`)),
+        this.connectTimeout,
+      )
+      void this.#nextReady().then(() => {
+        clearTimeout(timer)
+        resolve()
+      })
+      if (client.status === 'wait' || client.status === 'end') {
+        // ioredis rejects connect() with a bare "Connection is closed."; the cause came as an event.
+        client.connect().catch((error: unknown) => {
+          if ((client.status as string) === 'ready') return
+          clearTimeout(timer)
+          reject(this.#connectionFailed(this.#lastConnectionError ?? error))
+        })
+      }
+    })
+  }
+
+  /** Resolves on the command connection's next 'ready' (one listener, however many commands wait). */
+  #nextReady(): Promise<void> {
+    this.#readyWait ??= new Promise<void>((resolve) => {
+      this.client.once('ready', () => {
+        this.#readyWait = undefined
+        resolve()
+      })
+    })
+    return this.#readyWait
   }
 
   override isRetryableError(error: unknown): boolean {
@@ -514,6 +686,7 @@ export class RedisBroker extends Broker {
 
   /** Refresh this broker's heartbeat now. */
   async heartbeat(): Promise<void> {
+    await this.#ensureReady()
     try {
       await this.client.zadd(this.heartbeatsKey, String(Date.now()), this.brokerId)
     } catch (error) {
@@ -663,6 +836,7 @@ export class RedisBroker extends Broker {
     this.#closed = true
     await Promise.all([...this.#consumers].map((c) => c.close()))
     this.#stopHeartbeat()
+    clearTimeout(this.#outageTimer)
     this.client.off('close', this.#onClientClose)
     this.client.off('error', this.#onClientError)
     this.client.off('ready', this.#onClientReady)

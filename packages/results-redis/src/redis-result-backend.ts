@@ -6,7 +6,9 @@ import {
   ResultBackendBase,
   computeBackoff,
   errorMeta,
+  errorMessage,
   noopLogger,
+  redactUrl,
   type Logger,
   type ResultBackendOptions,
 } from '@tq/core'
@@ -98,6 +100,10 @@ export class RedisResultBackend extends ResultBackendBase {
   readonly #logger: Logger
   #blockingCommand: 'BLMOVE' | 'BRPOPLPUSH' = 'BLMOVE'
   #closed = false
+  /** The URL the client was built from (undefined with a given `client`). */
+  readonly #url: string | undefined
+  /** The check that the URL's database exists (ioredis swallows a failed SELECT and stays on db 0). */
+  #dbChecked: Promise<void> | undefined
   readonly #onError = (error: unknown): void => {
     this.#logger.warn('Redis connection error', errorMeta(error))
   }
@@ -118,9 +124,11 @@ export class RedisResultBackend extends ResultBackendBase {
         )
       }
       this.client = options.client
+      this.#url = undefined
       this.#ownsClient = false
     } else {
-      this.client = new Redis(options.url ?? DEFAULT_URL, {
+      this.#url = options.url ?? DEFAULT_URL
+      this.client = new Redis(this.#url, {
         lazyConnect: true,
         enableAutoPipelining: true,
         connectionName: `tq-results:${this.backendId}`,
@@ -176,6 +184,7 @@ export class RedisResultBackend extends ResultBackendBase {
   /** `LINDEX key 0`: the stored value, without waiting. */
   protected override async get(key: string): Promise<Uint8Array | Missing> {
     this.#assertOpen()
+    await this.#checkDb()
     try {
       return (await this.client.lindexBuffer(key, 0)) ?? Missing
     } catch (error) {
@@ -186,6 +195,7 @@ export class RedisResultBackend extends ResultBackendBase {
   /** `MULTI; DEL key; LPUSH key value; PEXPIRE key ttl; EXEC`, as Dramatiq writes it. */
   protected override async store(key: string, value: Uint8Array, ttl: number): Promise<void> {
     this.#assertOpen()
+    await this.#checkDb()
     let replies: Array<[Error | null, unknown]> | null
     try {
       replies = await this.client
@@ -360,6 +370,37 @@ export class RedisResultBackend extends ResultBackendBase {
     })
     connection.on('error', this.#onError)
     return connection
+  }
+
+  /**
+   * Once, before the first command: a URL naming a database other than 0 is checked with an
+   * explicit SELECT, so a database index the server does not have fails with
+   * `ConfigurationError` instead of reading and writing database 0.
+   */
+  #checkDb(): Promise<void> | undefined {
+    const db = Number(this.client.options.db ?? 0)
+    if (db === 0) return undefined
+    if (!this.#dbChecked) {
+      const checking = this.client.select(db).then(
+        () => undefined,
+        (error: unknown) => {
+          if (error instanceof Error && error.name === 'ReplyError') {
+            const { host, port, path } = this.client.options
+            const where = this.#url !== undefined ? redactUrl(this.#url) : (path ?? `${host}:${port}`)
+            throw new ConfigurationError(
+              `Redis at ${where} cannot select database ${db}: ${errorMessage(error)} ` +
+                "(check the /db part of the URL and the server's `databases` setting)",
+              { cause: error },
+            )
+          }
+          // Unreachable: check again on the next command.
+          if (this.#dbChecked === checking) this.#dbChecked = undefined
+          throw classifyRedisError(error)
+        },
+      )
+      this.#dbChecked = checking
+    }
+    return this.#dbChecked
   }
 
   #assertOpen(): void {

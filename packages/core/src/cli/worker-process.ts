@@ -235,6 +235,9 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
     } catch (error) {
       if (error instanceof BrokerConnectionError)
         throw new BootFailure(ExitCode.BROKER_CONNECTION, 'Could not connect to the broker', error)
+      // A setting no retry can fix (a Redis database index the server does not have): no restarts.
+      if (error instanceof ConfigurationError)
+        throw new BootFailure(ExitCode.USAGE, 'The broker is misconfigured', error)
       throw error
     }
   } catch (error) {
