@@ -72,6 +72,12 @@ export interface Consumer {
    * crash between them runs the message twice (Dramatiq #431).
    */
   promote?(message: MessageProxy, due: Message): Promise<Message>
+  /**
+   * Optional, for consumers the broker pushes to (RabbitMQ): stop taking deliveries and hand
+   * back what was delivered but not returned by `receive()`. Acks, nacks and requeues of
+   * messages already received keep working until `close()`. The worker calls it when it stops.
+   */
+  stopReceiving?(): Promise<void>
 }
 
 /**

@@ -441,9 +441,9 @@ export class Worker {
   }
 
   /**
-   * Stop gracefully: shutdown hooks run (opted-in actors see their signal fire), in-flight
-   * messages get `timeout` ms to finish, and every message received but not started —
-   * including delayed ones — goes back to the broker.
+   * Stop gracefully: shutdown hooks run (opted-in actors see their signal fire), every message
+   * received but not started — including delayed ones — goes back to the broker at once, and
+   * in-flight messages get `timeout` ms to finish.
    */
   async stop(options: WorkerStopOptions = {}): Promise<void> {
     if (!this.#started || this.#stopping) return
@@ -460,8 +460,39 @@ export class Worker {
       if (state.delayTimer) clearTimeout(state.delayTimer)
     }
     await Promise.all([...this.#consumers.values()].map((s) => s.loop ?? Promise.resolve()))
+    await Promise.all(
+      [...this.#consumers.values()].map(async (state) => {
+        try {
+          await state.consumer.stopReceiving?.()
+        } catch (error) {
+          this.logger.warn(`Failed to stop receiving from ${state.queueName}`, errorMeta(error))
+        }
+      }),
+    )
 
-    // 2. In-flight messages finish and their acks are confirmed (or the timeout passes).
+    // 2. Everything received but not started goes back to its queue now, not after the running
+    //    messages finish: other workers can take it meanwhile, and a forced exit strands nothing.
+    const byConsumer = new Map<ConsumerState, MessageProxy[]>()
+    for (const item of this.#work.drain()) {
+      const list = byConsumer.get(item.state) ?? []
+      list.push(item.proxy)
+      byConsumer.set(item.state, list)
+    }
+    for (const state of this.#consumers.values()) {
+      const list = byConsumer.get(state) ?? []
+      for (const d of state.delayed.drain()) list.push(d.proxy)
+      if (list.length > 0) {
+        try {
+          await state.consumer.requeue(list)
+        } catch (error) {
+          this.logger.error(
+            `Failed to requeue ${list.length} message(s) of ${state.queueName}; the broker will redeliver them`,
+            errorMeta(error),
+          )
+        }
+      }
+    }
+    // 3. In-flight messages finish and their acks are confirmed (or the timeout passes).
     const deadline = Date.now() + timeout
     this.#stopDeadline = deadline
     while (this.#inFlight.size > 0) {
@@ -487,27 +518,6 @@ export class Worker {
       await this.#changed.wait(remaining)
     }
 
-    // 3. Everything received but not started goes back to its queue.
-    const byConsumer = new Map<ConsumerState, MessageProxy[]>()
-    for (const item of this.#work.drain()) {
-      const list = byConsumer.get(item.state) ?? []
-      list.push(item.proxy)
-      byConsumer.set(item.state, list)
-    }
-    for (const state of this.#consumers.values()) {
-      const list = byConsumer.get(state) ?? []
-      for (const d of state.delayed.drain()) list.push(d.proxy)
-      if (list.length > 0) {
-        try {
-          await state.consumer.requeue(list)
-        } catch (error) {
-          this.logger.error(
-            `Failed to requeue ${list.length} message(s) of ${state.queueName}; the broker will redeliver them`,
-            errorMeta(error),
-          )
-        }
-      }
-    }
     await Promise.all(
       [...this.#consumers.values()].map(async (state) => {
         try {

@@ -47,6 +47,8 @@ interface Subscription {
   readonly id: number
   readonly channel: Channel
   open: boolean
+  /** The server's tag for this subscription, once `basic.consume` was answered. */
+  consumerTag: string | undefined
   /** Deliveries on this channel not yet acked, nacked or requeued, by delivery tag. */
   readonly outstanding: Map<number, Delivery>
   /** The last acks/nacks sent on this channel, remembered if it dies (they may not have arrived). */
@@ -119,6 +121,8 @@ export class RabbitmqConsumer implements Consumer {
   #subCount = 0
   #loop: Promise<void> | undefined
   #closed = false
+  /** False once `stopReceiving()` cancelled the subscription. */
+  #receiving = true
   readonly #closing = new AbortController()
   #ready: RabbitmqMessageProxy[] = []
   readonly #handedOut = new Set<RabbitmqMessageProxy>()
@@ -162,7 +166,7 @@ export class RabbitmqConsumer implements Consumer {
   }
 
   async receive(options: ReceiveOptions = {}): Promise<MessageProxy[]> {
-    if (this.#closed) return []
+    if (this.#closed || !this.#receiving) return []
     this.#loop ??= this.#run()
     const deadline = Date.now() + this.timeout
     // close() notifies #arrived, so only the caller's signal needs listening to.
@@ -174,7 +178,7 @@ export class RabbitmqConsumer implements Consumer {
         for (const proxy of batch) this.#handedOut.add(proxy)
         return batch
       }
-      if (this.#closed || signal?.aborted) return []
+      if (this.#closed || !this.#receiving || signal?.aborted) return []
       const remaining = deadline - Date.now()
       if (remaining <= 0) return []
       await this.#arrived.wait(remaining, signal)
@@ -185,7 +189,7 @@ export class RabbitmqConsumer implements Consumer {
 
   async #run(): Promise<void> {
     let failures = 0
-    while (!this.#closed) {
+    while (!this.#closed && this.#receiving) {
       let sub: Subscription | undefined
       try {
         const model = await this.#host.consumeConnection.get(this.#closing.signal)
@@ -201,7 +205,11 @@ export class RabbitmqConsumer implements Consumer {
         await channel.prefetch(this.prefetch, false)
         await this.#host.declareOn(channel, this.#canonical)
         this.#sub = sub
-        await channel.consume(this.queueName, (raw) => this.#onMessage(current, raw), { noAck: false })
+        if (!this.#receiving) break
+        const { consumerTag } = await channel.consume(this.queueName, (raw) => this.#onMessage(current, raw), {
+          noAck: false,
+        })
+        sub.consumerTag = consumerTag
         if (sub.id > 1) this.#logger.info(`Consuming ${this.queueName} again`)
         failures = 0
         if (this.#closed) break
@@ -232,7 +240,16 @@ export class RabbitmqConsumer implements Consumer {
   #newSubscription(channel: Channel): Subscription {
     let end!: () => void
     const ended = new Promise<void>((resolve) => (end = resolve))
-    return { id: ++this.#subCount, channel, open: true, outstanding: new Map(), recent: [], ended, end }
+    return {
+      id: ++this.#subCount,
+      channel,
+      open: true,
+      consumerTag: undefined,
+      outstanding: new Map(),
+      recent: [],
+      ended,
+      end,
+    }
   }
 
   /** The channel is gone: what it delivered comes back from the server. */
@@ -278,6 +295,12 @@ export class RabbitmqConsumer implements Consumer {
       return
     }
     if (raw.fields.redelivered && this.#matchRedelivery(message, delivery)) return
+    if (!this.#receiving) {
+      // Delivered before the server confirmed the cancel: straight back to the queue.
+      this.#settleDelivery(delivery, 'requeue', message.messageId)
+      this.#host.notifySettled()
+      return
+    }
     const proxy = new RabbitmqMessageProxy(message, raw.content, delivery)
     if (this.#isDelayQueue && Number.isFinite(this.delayLease)) {
       const eta = message.options.eta
@@ -455,6 +478,35 @@ export class RabbitmqConsumer implements Consumer {
       this.#renewing = false
       this.#scheduleLeaseRenewal()
     }
+  }
+
+  /**
+   * Cancel the subscription (`basic.cancel`) and requeue every delivery not handed to the worker
+   * (including delayed messages held for lease renewal), so other consumers get them now; the
+   * channel stays open for the worker to settle what it holds.
+   */
+  async stopReceiving(): Promise<void> {
+    if (this.#closed || !this.#receiving) return
+    this.#receiving = false
+    this.#arrived.notify()
+    if (this.#leaseTimer) clearTimeout(this.#leaseTimer)
+    this.#leaseTimer = undefined
+    const sub = this.#sub
+    if (sub?.open && sub.consumerTag !== undefined) {
+      try {
+        await sub.channel.cancel(sub.consumerTag)
+      } catch (error) {
+        // The channel is gone: what it delivered is back in the queue already.
+        this.#logger.debug(`Could not cancel the consumer of ${this.queueName}`, errorMeta(error))
+      }
+    }
+    const held = [...this.#ready, ...this.#leaseHeld]
+    this.#ready = []
+    this.#leaseHeld = []
+    for (const proxy of held) {
+      if (this.#isLive(proxy.delivery)) this.#settleDelivery(proxy.delivery, 'requeue', proxy.messageId)
+    }
+    if (held.length > 0) this.#host.notifySettled()
   }
 
   async close(): Promise<void> {

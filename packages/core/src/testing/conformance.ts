@@ -317,6 +317,41 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
       expect(ledger.duplicates).toEqual([])
     })
 
+    it('stop() hands prefetched messages back before the in-flight ones finish', async () => {
+      const { broker, queueName, startWorker } = await setup()
+      const ledger = new Ledger<number>()
+      const started = deferred()
+      const release = deferred()
+      const block = actor(
+        'block',
+        async (i: number) => {
+          if (i === 0) {
+            started.resolve()
+            await release.promise
+          }
+          ledger.record(i)
+        },
+        { broker, queueName },
+      )
+      await block.send(0)
+      const first = await startWorker({ concurrency: 1, queuePrefetch: 4 })
+      await started.promise
+      for (let i = 1; i < 4; i++) await block.send(i)
+      await waitFor(() => first.stats.queued === 3, { timeout: t(5000), message: 'three prefetched messages' })
+      const stopping = first.stop({ timeout: t(20_000) })
+      try {
+        // Message 0 still runs: the three prefetched ones must already be back for another worker.
+        await startWorker({ concurrency: 2 })
+        await waitFor(() => ledger.counts.size === 3, { timeout: t(10_000), message: 'messages 1-3 run elsewhere' })
+        expect([...ledger.counts.keys()].sort()).toEqual([1, 2, 3])
+      } finally {
+        release.resolve()
+        await stopping
+      }
+      expect(ledger.counts.get(0)).toBe(1)
+      expect(ledger.duplicates).toEqual([])
+    })
+
     it('retries a failing message through the delay queue, keeping its id and timestamp', async () => {
       const { broker, queueName, startWorker } = await setup(defaultMiddleware())
       const attempts: Array<{ id: string; ts: number; retries: unknown }> = []
