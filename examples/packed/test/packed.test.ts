@@ -188,7 +188,8 @@ describe('a CommonJS app (no "type": "module")', () => {
         worker.stderr.on('data', onData)
         void exited.then((code) => reject(new Error(`tq worker exited (${code}) before booting:\n${log}`)))
       })
-      expect(log).toMatch(new RegExp(`broker=RedisBroker queues=${queue}`))
+      // The boot line names the server (password redacted) and the database.
+      expect(log).toMatch(new RegExp(`broker=RedisBroker url=redis://127.0.0.1:6379/11 db=11 queues=${queue}`))
       const out = execFileSync(process.execPath, [...loader, send], {
         cwd: cjs,
         env,

@@ -132,6 +132,14 @@ export abstract class Broker {
     for (const queue of this.delayQueues) this.#call(middleware, 'afterDeclareDelayQueue', [queue])
   }
 
+  /**
+   * Where this broker sends and receives, for log lines (the `tq worker` boot line): a URL with
+   * its password redacted, a database, a region. Never holds a secret. Empty by default.
+   */
+  describe(): Record<string, string | number> {
+    return {}
+  }
+
   /** Remove a middleware instance (a Worker removes its internal one on stop). */
   removeMiddleware(middleware: Middleware): void {
     const index = this.middleware.indexOf(middleware)

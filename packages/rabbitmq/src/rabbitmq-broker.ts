@@ -13,6 +13,7 @@ import {
   errorMessage,
   errorMeta,
   qName,
+  redactUrl,
   sleep,
   validateQueueName,
   xqName,
@@ -476,6 +477,11 @@ export class RabbitmqBroker extends Broker {
   }
 
   /** Close every consumer and both connections. The broker cannot be used afterwards. */
+  /** The server URLs, passwords redacted. */
+  override describe(): Record<string, string | number> {
+    return { url: this.urls.map((u) => redactUrl(u)).join(';') }
+  }
+
   override async close(): Promise<void> {
     if (this.#closed) return
     await Promise.all([...this.#consumers].map((c) => c.close()))

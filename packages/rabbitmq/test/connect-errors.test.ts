@@ -1,22 +1,8 @@
 // A RabbitMQ server that cannot be reached: the errors name the cause and the (redacted) server.
-import { type AddressInfo, createServer } from 'node:net'
 import { ConnectionFailedError, BrokerConnectionError, actor } from '@tq/core'
+import { freePort, rejection } from '@tq/core/testing'
 import { describe, expect, it } from 'vitest'
 import { RabbitmqBroker } from '../src/index.ts'
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
-
-const rejection = (promise: Promise<unknown>): Promise<unknown> =>
-  promise.then(
-    () => undefined,
-    (error: unknown) => error,
-  )
 
 describe('RabbitmqBroker with the server unreachable', () => {
   it('connect() and send() reject naming ECONNREFUSED and the redacted server', async () => {
@@ -44,4 +30,11 @@ describe('RabbitmqBroker with the server unreachable', () => {
       await broker.close()
     }
   }, 30_000)
+})
+
+describe('RabbitmqBroker.describe()', () => {
+  it('names every server with its password redacted (the tq worker boot line shows it)', () => {
+    const broker = new RabbitmqBroker({ urls: ['amqp://tq:s3cretPW@127.0.0.1:5672/%2F', 'amqp://127.0.0.1:5673'] })
+    expect(broker.describe()).toEqual({ url: 'amqp://tq:***@127.0.0.1:5672/%2F;amqp://127.0.0.1:5673' })
+  })
 })

@@ -1,16 +1,10 @@
 // Found by the reliability suites (reliability/): under `tq worker` the broker gets its logger
 // after construction, and the CLI calls connect() at boot to fail fast (exit code 3).
 import { BrokerConnectionError, ConnectionFailedError, createLogger, type LogEntry } from '@tq/core'
+import { rejection } from '@tq/core/testing'
 import { describe, expect, it } from 'vitest'
 import { RabbitmqBroker } from '../src/index.ts'
 import { AMQP_URL } from './helpers.ts'
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => undefined,
-    (error: unknown) => error,
-  )
-}
 
 describe('RabbitmqBroker.connect() and late loggers', () => {
   it('connect() resolves against the server', async () => {

@@ -581,11 +581,14 @@ export class RedisBroker extends Broker {
     await this.#verified
   }
 
+  /** The server (its URL without the password, or host:port) and the database. */
+  override describe(): Record<string, string | number> {
+    return { url: this.#where, db: Number(this.client.options.db ?? 0) }
+  }
+
   /** A redacted description of the server: the URL without its password, or host:port. */
   get #where(): string {
-    if (this.#url !== undefined) return redactUrl(this.#url)
-    const { host, port, path } = this.client.options
-    return path ?? `${host ?? '127.0.0.1'}:${port ?? 6379}`
+    return this.#url !== undefined ? redactUrl(this.#url) : this.#address
   }
 
   /** host:port (or the socket path) of the server. */

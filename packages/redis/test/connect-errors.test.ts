@@ -2,7 +2,7 @@
 // server, instead of writing to database 0 or hanging for ioredis's ~74 s of retries.
 import { type AddressInfo, type Server, type Socket, connect as netConnect, createServer } from 'node:net'
 import { ConfigurationError, ConnectionFailedError, actor } from '@tq/core'
-import { uniqueQueueName } from '@tq/core/testing'
+import { freePort, rejection, uniqueQueueName } from '@tq/core/testing'
 import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { RedisBroker } from '../src/index.ts'
@@ -16,21 +16,6 @@ const db0 = new Redis(`redis://${redisUrl.host}/0`, { lazyConnect: true, connect
 afterAll(async () => {
   await db0.quit()
 })
-
-/** A loopback port nothing listens on. */
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
-
-const rejection = (promise: Promise<unknown>): Promise<unknown> =>
-  promise.then(
-    () => undefined,
-    (error: unknown) => error,
-  )
 
 async function keysOnDb0(namespace: string): Promise<string[]> {
   return db0.keys(`${namespace}:*`)
@@ -162,4 +147,15 @@ describe('RedisBroker losing an established connection', () => {
       await cleanup.quit()
     }
   }, 30_000)
+})
+
+describe('RedisBroker.describe()', () => {
+  it('names the server with its password redacted, and the database (the tq worker boot line shows them)', async () => {
+    const broker = new RedisBroker({ url: `redis://:s3cretPW@${redisUrl.host}/7`, middleware: [] })
+    try {
+      expect(broker.describe()).toEqual({ url: `redis://:***@${redisUrl.host}/7`, db: 7 })
+    } finally {
+      await broker.close()
+    }
+  })
 })

@@ -1,6 +1,7 @@
 // A URL naming a database the server does not have fails with ConfigurationError instead of
 // silently reading and writing database 0 (ioredis swallows the failed SELECT).
 import { ConfigurationError, Message } from '@tq/core'
+import { rejection } from '@tq/core/testing'
 import { Redis } from 'ioredis'
 import { afterAll, describe, expect, it } from 'vitest'
 import { RedisResultBackend } from '../src/index.ts'
@@ -12,12 +13,6 @@ const db0 = new Redis(`redis://${host}/0`, { lazyConnect: true, connectionName: 
 afterAll(async () => {
   await db0.quit()
 })
-
-const rejection = (promise: Promise<unknown>): Promise<unknown> =>
-  promise.then(
-    () => undefined,
-    (error: unknown) => error,
-  )
 
 describe('RedisResultBackend with a database index the server does not have', () => {
   it('storeResult() and getResult() reject with ConfigurationError and nothing lands on database 0', async () => {

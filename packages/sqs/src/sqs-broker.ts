@@ -25,6 +25,7 @@ import {
   ConnectionClosedError,
   ErrorCode,
   InvalidArgumentError,
+  redactUrl,
   MessageTooLargeError,
   QueueJoinTimeoutError,
   QueueNotFoundError,
@@ -204,6 +205,7 @@ export class SqsBroker extends Broker {
   readonly delayHoldWindow: number
   readonly maxDelaySeconds: number
   readonly closeTimeout: number
+  readonly #where: Record<string, string> = {}
   readonly #ownsClient: boolean
   readonly #log: Logger
   readonly #topology = new Map<string, Promise<Topology>>()
@@ -268,6 +270,9 @@ export class SqsBroker extends Broker {
       if (options.credentials !== undefined) config.credentials = options.credentials
       this.client = new SQSClient(config)
       this.#ownsClient = true
+      if (typeof config.region === 'string') this.#where.region = config.region
+      if (typeof config.endpoint === 'string')
+        this.#where.endpoint = config.endpoint.includes('@') ? redactUrl(config.endpoint) : config.endpoint
     }
 
     const currentEncoder = (): Encoder => this.encoder
@@ -826,6 +831,11 @@ export class SqsBroker extends Broker {
    * flight (up to `waitTimeSeconds`) and pending acks, then destroy the client if the broker
    * built it.
    */
+  /** The region and endpoint (when given to the broker, not in a client of the user's) and the queue prefix. */
+  override describe(): Record<string, string | number> {
+    return { ...this.#where, ...(this.queuePrefix ? { queuePrefix: this.queuePrefix } : {}) }
+  }
+
   override async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true

@@ -138,3 +138,22 @@ describe('parseSqsUrl', () => {
     await broker.close()
   })
 })
+
+describe('SqsBroker.describe()', () => {
+  it('names the region, the endpoint (credentials redacted) and the queue prefix', async () => {
+    const broker = new SqsBroker({
+      endpoint: 'http://127.0.0.1:4566',
+      region: 'eu-west-1',
+      queuePrefix: 'app-',
+      middleware: [],
+    })
+    const secret = new SqsBroker({ endpoint: 'http://key:s3cret@127.0.0.1:4566', region: 'eu-west-1', middleware: [] })
+    try {
+      expect(broker.describe()).toEqual({ region: 'eu-west-1', endpoint: 'http://127.0.0.1:4566', queuePrefix: 'app-' })
+      expect(JSON.stringify(secret.describe())).not.toContain('s3cret')
+    } finally {
+      await broker.close()
+      await secret.close()
+    }
+  })
+})

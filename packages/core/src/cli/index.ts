@@ -34,6 +34,28 @@ export interface RunCliOptions {
   restart?: RestartPolicy
   /** Stop on SIGTERM/SIGINT, reload on SIGHUP and ask for stats lines on SIGUSR1 sent to this process (default true). */
   handleSignals?: boolean
+  /**
+   * Stop gracefully when the process that started `tq` exits (checked every 500 ms). Default:
+   * when started by a package manager (`npx tq`, `npm run`, `pnpm run`), whose shell dies on
+   * SIGTERM without passing it on. Off for a `tq` started directly, so `nohup tq worker &`
+   * outlives its shell.
+   */
+  stopWithParent?: boolean
+}
+
+/** How often the supervisor checks whether the process that started it is still there. */
+const PARENT_CHECK_INTERVAL = 500
+
+/** Call `onGone` once when this process's parent exits (it is re-parented); returns a stop function. */
+function watchParent(onGone: () => void): () => void {
+  const parent = process.ppid
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return
+    clearInterval(timer)
+    onGone()
+  }, PARENT_CHECK_INTERVAL)
+  timer.unref()
+  return () => clearInterval(timer)
 }
 
 /** The bin next to this module: `bin.ts` when running from source, `bin.js` when built. */
@@ -67,9 +89,13 @@ async function superviseWorkers(config: WorkerCommandConfig, options: RunCliOpti
   process.on('SIGINT', onInt)
   process.on('SIGHUP', onHup)
   process.on('SIGUSR1', onUsr1)
+  const env = options.env ?? process.env
+  const stopWithParent = options.stopWithParent ?? env['npm_lifecycle_event'] !== undefined
+  const unwatch = stopWithParent ? watchParent(() => supervisor.stop('the process that started tq exited')) : undefined
   try {
     return await supervisor.run()
   } finally {
+    unwatch?.()
     process.off('SIGTERM', onTerm)
     process.off('SIGINT', onInt)
     process.off('SIGHUP', onHup)

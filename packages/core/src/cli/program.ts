@@ -23,7 +23,8 @@ export function cliVersion(): string {
 
 const SIGNAL_HELP = `Signals:
   SIGTERM, SIGINT  stop gracefully: running messages finish (up to --worker-shutdown-timeout),
-                   received ones go back to the broker; a second signal exits at once (code 1)
+                   received ones go back to the broker; a second signal exits at once (code 1);
+                   under npx/npm run, tq also stops when the process that started it exits
   SIGHUP           restart every worker process gracefully (reload the code)
   SIGUSR1          every worker process logs a stats line (processed, failed, retried, in flight)`
 

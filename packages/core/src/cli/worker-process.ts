@@ -273,6 +273,7 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
     logger.warn('No queues to consume: --queues names none of the declared queues', { declared: [...declared] })
   logger.info('Worker process booted', {
     broker: broker.constructor.name,
+    ...broker.describe(),
     queues,
     concurrency: worker.concurrency,
   })

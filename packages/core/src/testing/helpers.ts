@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { createServer, type AddressInfo } from 'node:net'
 import { createLogger, type LogEntry, type Logger } from '../logger.ts'
 
 /** A queue name no other test (or test process) uses. */
@@ -91,4 +92,21 @@ export function deferred<T = void>(): {
     reject = rej
   })
   return { promise, resolve, reject }
+}
+
+/** A loopback port nothing listens on (at the time of the call): for connection-refused tests. */
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+/** What `promise` rejects with, or `undefined` if it resolves: for asserting on the error itself. */
+export function rejection(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => undefined,
+    (error: unknown) => error,
+  )
 }

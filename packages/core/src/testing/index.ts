@@ -1,3 +1,3 @@
 export { brokerConformanceSuite } from './conformance.ts'
 export type { BrokerConformanceOptions } from './conformance.ts'
-export { Ledger, createCapturingLogger, deferred, uniqueQueueName, waitFor } from './helpers.ts'
+export { Ledger, createCapturingLogger, deferred, freePort, rejection, uniqueQueueName, waitFor } from './helpers.ts'
