@@ -261,7 +261,9 @@ export class RedisBroker extends Broker {
 
   /** @internal Run one of the Lua scripts with the heartbeat arguments; errors are classified. */
   async run(name: ScriptName, keys: ScriptArg[], args: ScriptArg[], buffers = false): Promise<unknown> {
-    await this.#ensureReady()
+    // Only await when there is something to wait for: this is every fetch, ack and enqueue batch.
+    const ready = this.#ensureReady()
+    if (ready) await ready
     try {
       return await runScript(
         this.client,
