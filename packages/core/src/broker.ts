@@ -1,4 +1,5 @@
 import type { AnyActor } from './actor.ts'
+import { RelayLogger } from './adapter/relay-logger.ts'
 import { getEncoder, type Encoder } from './encoder.ts'
 import { ActorNotFoundError, ConfigurationError, InvalidArgumentError, SkipMessage, TqError } from './errors.ts'
 import { errorMeta, noopLogger, type Logger } from './logger.ts'
@@ -89,16 +90,33 @@ export abstract class Broker {
   readonly middleware: Middleware[] = []
   /** Every actor option some registered middleware understands. */
   readonly actorOptions: Set<string> = new Set()
-  logger: Logger
+  readonly #logger = new RelayLogger()
   readonly #encoder: Encoder | undefined
   protected readonly queues: Set<string> = new Set()
   protected readonly delayQueues: Set<string> = new Set()
   #hookCache = new Map<HookName, Middleware[]>()
 
   constructor(options: BrokerOptions = {}) {
-    this.logger = (options.logger ?? noopLogger).child({ component: 'broker' })
+    this.#logger.pointTo((options.logger ?? noopLogger).child({ component: 'broker' }))
     this.#encoder = options.encoder
     for (const m of options.middleware ?? defaultMiddleware()) this.addMiddleware(m)
+  }
+
+  /**
+   * The broker's logger. Assigning one (as `tq worker` does for a broker built without) re-points
+   * it: loggers taken from it earlier (`broker.logger.child(…)`) follow.
+   */
+  get logger(): Logger {
+    return this.#logger
+  }
+
+  set logger(logger: Logger) {
+    this.#logger.pointTo(logger)
+  }
+
+  /** Whether the broker was given a logger (in its options or by assignment), not the silent default. */
+  get hasLogger(): boolean {
+    return this.#logger.target !== noopLogger
   }
 
   /** The encoder this broker uses. */

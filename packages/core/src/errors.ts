@@ -18,6 +18,7 @@ export const ErrorCode = {
   BROKER_CONNECTION: 'TQ_BROKER_CONNECTION',
   CONNECTION_FAILED: 'TQ_CONNECTION_FAILED',
   CONNECTION_CLOSED: 'TQ_CONNECTION_CLOSED',
+  BROKER_CLOSED: 'TQ_BROKER_CLOSED',
   QUEUE_JOIN_TIMEOUT: 'TQ_QUEUE_JOIN_TIMEOUT',
   RATE_LIMIT_EXCEEDED: 'TQ_RATE_LIMIT_EXCEEDED',
   RETRY: 'TQ_RETRY',
@@ -90,6 +91,7 @@ export class BrokerError extends TqError {
     ErrorCode.BROKER_CONNECTION,
     ErrorCode.CONNECTION_FAILED,
     ErrorCode.CONNECTION_CLOSED,
+    ErrorCode.BROKER_CLOSED,
     ErrorCode.MESSAGE_TOO_LARGE,
   ]
   constructor(message: string, code: ErrorCode = ErrorCode.BROKER, options: TqErrorOptions = {}) {
@@ -135,6 +137,7 @@ export class BrokerConnectionError extends BrokerError {
     ErrorCode.BROKER_CONNECTION,
     ErrorCode.CONNECTION_FAILED,
     ErrorCode.CONNECTION_CLOSED,
+    ErrorCode.BROKER_CLOSED,
   ]
   constructor(message: string, code: ErrorCode = ErrorCode.BROKER_CONNECTION, options: TqErrorOptions = {}) {
     super(message, code, { retryable: true, ...options })
@@ -151,9 +154,20 @@ export class ConnectionFailedError extends BrokerConnectionError {
 
 /** An established connection was closed. */
 export class ConnectionClosedError extends BrokerConnectionError {
-  static override readonly codes: readonly ErrorCode[] = [ErrorCode.CONNECTION_CLOSED]
-  constructor(message: string, options: TqErrorOptions = {}) {
-    super(message, ErrorCode.CONNECTION_CLOSED, options)
+  static override readonly codes: readonly ErrorCode[] = [ErrorCode.CONNECTION_CLOSED, ErrorCode.BROKER_CLOSED]
+  constructor(message: string, options: TqErrorOptions = {}, code: ErrorCode = ErrorCode.CONNECTION_CLOSED) {
+    super(message, code, options)
+  }
+}
+
+/**
+ * The broker was closed by `close()`: what was asked of it afterwards (an enqueue, a consumer)
+ * cannot succeed. Not retryable — unlike a connection that dropped, nothing reopens it.
+ */
+export class BrokerClosedError extends ConnectionClosedError {
+  static override readonly codes: readonly ErrorCode[] = [ErrorCode.BROKER_CLOSED]
+  constructor(brokerName: string) {
+    super(`This ${brokerName} is closed`, { retryable: false }, ErrorCode.BROKER_CLOSED)
   }
 }
 

@@ -46,6 +46,7 @@ export * from './rate-limits/index.ts'
 // Errors and logging
 export {
   ActorNotFoundError,
+  BrokerClosedError,
   BrokerConnectionError,
   BrokerError,
   ConfigurationError,

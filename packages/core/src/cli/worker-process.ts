@@ -2,7 +2,7 @@ import type { Broker } from '../broker.ts'
 import { StubBroker } from '../brokers/stub-broker.ts'
 import { BrokerConnectionError, ConfigurationError, errorMessage } from '../errors.ts'
 import { getBroker } from '../global.ts'
-import { errorMeta, noopLogger } from '../logger.ts'
+import { errorMeta } from '../logger.ts'
 import { isDelayQueue } from '../queue-names.ts'
 import { Worker } from '../worker.ts'
 import { isMessage, type ChildMessage, type SupervisorMessage, type WorkerProcessConfig } from './config.ts'
@@ -216,7 +216,7 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
       )
     }
     // A broker without a logger of its own logs through the CLI's.
-    const ownLogger = broker.logger === noopLogger
+    const ownLogger = !broker.hasLogger
     if (ownLogger) broker.logger = logger.child({ component: 'broker' })
     broker.addMiddleware(retries)
 
