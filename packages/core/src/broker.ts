@@ -1,7 +1,15 @@
 import type { AnyActor } from './actor.ts'
 import { RelayLogger } from './adapter/relay-logger.ts'
 import { getEncoder, type Encoder } from './encoder.ts'
-import { ActorNotFoundError, ConfigurationError, InvalidArgumentError, SkipMessage, TqError } from './errors.ts'
+import {
+  ActorNotFoundError,
+  BrokerClosedError,
+  ConfigurationError,
+  InvalidArgumentError,
+  QueueNotFoundError,
+  SkipMessage,
+  TqError,
+} from './errors.ts'
 import { errorMeta, noopLogger, type Logger } from './logger.ts'
 import type { Message } from './message.ts'
 import type { MessageProxy } from './message-proxy.ts'
@@ -14,7 +22,7 @@ import type {
   MiddlewareClass,
   SyncHookName,
 } from './middleware/middleware.ts'
-import { dqName, validateQueueName } from './queue-names.ts'
+import { dqName, qName, validateQueueName } from './queue-names.ts'
 import type { ResultBackend } from './results/backend.ts'
 
 export interface BrokerOptions {
@@ -40,6 +48,20 @@ export interface ConsumeOptions {
 export interface JoinOptions {
   /** Milliseconds to wait before throwing `QueueJoinTimeoutError`. Unlimited by default. */
   timeout?: number
+}
+
+/**
+ * A message on its way out, handed to a broker's transport step (`transmit`): the enqueue hooks
+ * ran, `message` is final (on the delay queue with its `eta` when delayed) and `body` is its
+ * encoding.
+ */
+export interface OutgoingMessage {
+  readonly message: Message
+  readonly body: Uint8Array
+  /** The canonical queue (`q` for `q` and `q.DQ`). */
+  readonly canonical: string
+  /** The delay the message was sent with (ms), if any. */
+  readonly delay: number | undefined
 }
 
 export interface ReceiveOptions {
@@ -95,6 +117,7 @@ export abstract class Broker {
   protected readonly queues: Set<string> = new Set()
   protected readonly delayQueues: Set<string> = new Set()
   #hookCache = new Map<HookName, Middleware[]>()
+  #closing: Promise<void> | undefined
 
   constructor(options: BrokerOptions = {}) {
     this.#logger.pointTo((options.logger ?? noopLogger).child({ component: 'broker' }))
@@ -280,15 +303,111 @@ export abstract class Broker {
    * Enqueue a message. With `delay`, it goes to the delay queue with an `eta` option. Resolves
    * with the message as enqueued (it may be a copy carrying broker fields).
    */
-  abstract enqueue(message: Message, options?: EnqueueOptions): Promise<Message>
-
-  /** Enqueue many messages; brokers override it to batch round trips. */
-  async enqueueMany(messages: readonly Message[], options: EnqueueOptions = {}): Promise<Message[]> {
-    return Promise.all(messages.map((m) => this.enqueue(m, options)))
+  enqueue(message: Message, options: EnqueueOptions = {}): Promise<Message> {
+    return this.enqueueMany([message], options).then((enqueued) => enqueued[0] as Message)
   }
 
-  /** A consumer of one queue (canonical or `.DQ`). */
-  abstract consume(queueName: string, options?: ConsumeOptions): Consumer
+  /**
+   * Enqueue many messages, in as few round trips as the transport allows. The template every
+   * broker shares: the broker must be open; each message's queue is checked
+   * (`checkEnqueueQueue`) and the message prepared (`prepareMessage`); a delay moves it to the
+   * delay queue with an `eta`; `beforeEnqueue` runs; it is encoded; then one `transmit()` call
+   * takes them all, and `afterEnqueue` runs for each once it resolved.
+   */
+  async enqueueMany(messages: readonly Message[], options: EnqueueOptions = {}): Promise<Message[]> {
+    this.assertOpen()
+    const delay = options.delay ?? undefined
+    const outgoing: OutgoingMessage[] = []
+    for (const original of messages) {
+      const canonical = qName(original.queueName)
+      this.checkEnqueueQueue(canonical)
+      let message = this.prepareMessage(original)
+      if (delay !== undefined) {
+        message = message.copy({ queueName: dqName(canonical), options: { eta: Math.round(Date.now() + delay) } })
+      }
+      await this.emitBefore('beforeEnqueue', message, delay)
+      outgoing.push({ message, body: message.encode(this.encoder), canonical, delay })
+    }
+    // A transport that hands the messages over synchronously (the StubBroker) costs no extra turn.
+    const sent = this.transmit(outgoing)
+    if (sent) await sent
+    const enqueued: Message[] = []
+    for (const out of outgoing) {
+      await this.emitAfter('afterEnqueue', out.message, delay)
+      enqueued.push(out.message)
+    }
+    return enqueued
+  }
+
+  /**
+   * Enqueue step: may `canonical` be enqueued to? By default only a declared queue
+   * (`QueueNotFoundError` otherwise); a broker whose server creates queues on first use may
+   * declare it here instead.
+   */
+  protected checkEnqueueQueue(canonical: string): void {
+    if (!this.queues.has(canonical)) throw new QueueNotFoundError(canonical)
+  }
+
+  /** Enqueue step: the message as this broker sends it (a copy with broker fields, or itself). */
+  protected prepareMessage(message: Message): Message {
+    return message
+  }
+
+  /**
+   * Enqueue step: hand the prepared messages to the server, resolving once it has them all (or
+   * rejecting if any could not be sent). Brokers that override `enqueueMany` need not implement it.
+   */
+  protected transmit(_messages: readonly OutgoingMessage[]): Promise<void> | void {
+    return Promise.reject(new TqError(`${this.constructor.name} does not implement transmit()`))
+  }
+
+  /**
+   * A consumer of one queue (canonical or `.DQ`). Dead-letter queues (`.XQ`) are not consumed;
+   * a closed broker throws `BrokerClosedError`. The transport's consumer comes from
+   * `openConsumer`.
+   */
+  consume(queueName: string, options: ConsumeOptions = {}): Consumer {
+    validateQueueName(queueName)
+    if (queueName.endsWith('.XQ')) {
+      throw new InvalidArgumentError(`${queueName} is a dead-letter queue: it is not consumed`)
+    }
+    this.assertOpen()
+    return this.openConsumer(queueName, options)
+  }
+
+  /** Consume step: the transport's consumer of a queue `consume()` checked. */
+  protected openConsumer(_queueName: string, _options: ConsumeOptions): Consumer {
+    throw new TqError(`${this.constructor.name} does not implement openConsumer()`)
+  }
+
+  /**
+   * Move a due delayed message, delivered by `consumer` from a delay queue, to its queue (as a
+   * copy without the `eta`), with the enqueue hooks, and settle the delivery. Atomic where the
+   * consumer can `promote()`; otherwise an enqueue then an ack, so a crash between the two runs
+   * the message twice (the at-least-once side of the trade). Called by the worker.
+   */
+  async promoteDelayed(consumer: Consumer, proxy: MessageProxy): Promise<Message> {
+    const due = dueCopy(proxy.message)
+    if (!consumer.promote) {
+      const enqueued = await this.enqueue(due)
+      await consumer.ack(proxy)
+      return enqueued
+    }
+    await this.emitBefore('beforeEnqueue', due, undefined)
+    const enqueued = await consumer.promote(proxy, due)
+    await this.emitAfter('afterEnqueue', enqueued, undefined)
+    return enqueued
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closing !== undefined
+  }
+
+  /** Throw `BrokerClosedError` once `close()` was called. */
+  protected assertOpen(): void {
+    if (this.#closing !== undefined) throw new BrokerClosedError(this.constructor.name)
+  }
 
   /** Drop every message in a queue and its delay queue. */
   abstract flush(queueName: string): Promise<void>
@@ -305,11 +424,33 @@ export abstract class Broker {
    */
   async connect(): Promise<void> {}
 
-  /** Release connections. */
-  abstract close(): Promise<void>
+  /**
+   * Release connections. Later enqueues and consumes throw `BrokerClosedError`; calling it again
+   * waits for the first call. The transport's part is `closeTransport`.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.closeTransport()
+    return this.#closing
+  }
+
+  /** Close step: release the transport's connections and stop its timers. */
+  protected async closeTransport(): Promise<void> {}
 
   /** True when `error` is one the broker can recover from by reconnecting. */
   isRetryableError(error: unknown): boolean {
     return TqError.is(error) && error.retryable
   }
+}
+
+/** A delayed message as it goes to its queue once due: on the canonical queue, without `eta`. */
+function dueCopy(message: Message): Message {
+  const { eta: _eta, ...options } = message.options
+  const copy = message.copy({ queueName: qName(message.queueName) })
+  // copy() merges options; rebuild them without the eta. Defined, not assigned: an own
+  // "__proto__" key (JSON.parse makes one) must stay a key, not become the prototype.
+  for (const key of Object.keys(copy.options)) delete copy.options[key]
+  for (const [key, value] of Object.entries(options)) {
+    Object.defineProperty(copy.options, key, { value, writable: true, enumerable: true, configurable: true })
+  }
+  return copy
 }

@@ -24,7 +24,15 @@ export type { Encoder } from './encoder.ts'
 
 // Brokers
 export { Broker } from './broker.ts'
-export type { BrokerOptions, ConsumeOptions, Consumer, EnqueueOptions, JoinOptions, ReceiveOptions } from './broker.ts'
+export type {
+  BrokerOptions,
+  ConsumeOptions,
+  Consumer,
+  EnqueueOptions,
+  JoinOptions,
+  OutgoingMessage,
+  ReceiveOptions,
+} from './broker.ts'
 export { StubBroker } from './brokers/stub-broker.ts'
 export type { RejectedPayload, StubBrokerOptions } from './brokers/stub-broker.ts'
 export { createBroker, getBroker, registerBroker, setBroker } from './global.ts'

@@ -247,22 +247,7 @@ export class Worker {
     }
     for (const proxy of due) {
       try {
-        const { eta: _eta, ...options } = proxy.options
-        const copy = proxy.message.copy({ queueName: qName(proxy.queueName) })
-        // copy() merges options; rebuild them without the eta. Defined, not assigned: an own
-        // "__proto__" key (JSON.parse makes one) must stay a key, not become the prototype.
-        for (const key of Object.keys(copy.options)) delete copy.options[key]
-        for (const [key, value] of Object.entries(options)) {
-          Object.defineProperty(copy.options, key, { value, writable: true, enumerable: true, configurable: true })
-        }
-        if (state.consumer.promote) {
-          await this.broker.emitBefore('beforeEnqueue', copy, undefined)
-          const enqueued = await state.consumer.promote(proxy, copy)
-          await this.broker.emitAfter('afterEnqueue', enqueued, undefined)
-        } else {
-          await this.broker.enqueue(copy)
-          await state.consumer.ack(proxy)
-        }
+        await this.broker.promoteDelayed(state.consumer, proxy)
       } catch (error) {
         // Leave it unacked: the broker redelivers it (at worst the copy ran and it runs again).
         this.logger.error('Failed to move a delayed message to its queue', {

@@ -3,7 +3,7 @@ import {
   type BrokerOptions,
   type ConsumeOptions,
   type Consumer,
-  type EnqueueOptions,
+  type OutgoingMessage,
   type JoinOptions,
   type ReceiveOptions,
 } from '../broker.ts'
@@ -90,17 +90,8 @@ export class StubBroker extends Broker {
     return queue
   }
 
-  override async enqueue(message: Message, options: EnqueueOptions = {}): Promise<Message> {
-    const canonical = qName(message.queueName)
-    if (!this.queues.has(canonical)) throw new QueueNotFoundError(canonical)
-    const delay = options.delay
-    if (delay !== undefined && delay !== null) {
-      message = message.copy({ queueName: dqName(canonical), options: { eta: Date.now() + delay } })
-    }
-    await this.emitBefore('beforeEnqueue', message, delay)
-    this.#queue(message.queueName).put(message.encode(this.encoder))
-    await this.emitAfter('afterEnqueue', message, delay)
-    return message
+  protected override transmit(messages: readonly OutgoingMessage[]): void {
+    for (const { message, body } of messages) this.#queue(message.queueName).put(body)
   }
 
   /** Put raw bytes on a queue, bypassing encoding (for tests of hostile input). */
@@ -108,7 +99,7 @@ export class StubBroker extends Broker {
     this.#queue(queueName).put(body)
   }
 
-  override consume(queueName: string, options: ConsumeOptions = {}): Consumer {
+  protected override openConsumer(queueName: string, options: ConsumeOptions): Consumer {
     return new StubConsumer(this, queueName, this.#queue(queueName), options.prefetch ?? 1, options.timeout ?? 100)
   }
 
@@ -163,7 +154,6 @@ export class StubBroker extends Broker {
     }
   }
 
-  override async close(): Promise<void> {}
 
   /**
    * The bytes dead-lettered from a canonical queue (and its delay queue), undecodable payloads
