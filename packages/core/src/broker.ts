@@ -64,6 +64,21 @@ export interface OutgoingMessage {
   readonly delay: number | undefined
 }
 
+/**
+ * How many messages a queue holds, as the broker counts them (approximate on SQS; RabbitMQ
+ * cannot count delivered, unacknowledged ones).
+ */
+export interface QueueCounts {
+  /** Waiting in the queue, ready to be delivered. */
+  ready: number
+  /** In the delay queue (not yet due, or due and not yet moved). */
+  delayed: number
+  /** Delivered and not yet acked or nacked; `undefined` where the broker cannot tell. */
+  running: number | undefined
+  /** In the dead-letter queue. */
+  dead: number
+}
+
 export interface ReceiveOptions {
   /** Resolves `receive()` early (with whatever it has, possibly nothing). */
   signal?: AbortSignal
@@ -398,6 +413,12 @@ export abstract class Broker {
     await this.emitAfter('afterEnqueue', enqueued, undefined)
     return enqueued
   }
+
+  /**
+   * Optional capability: the counts of a queue (canonical name) and of its delay and dead-letter
+   * queues. Metrics (`dramatiq_queue_size`) and operations tools use it where a broker has it.
+   */
+  queueCounts?(queueName: string): Promise<QueueCounts>
 
   /** Whether `close()` was called. */
   get closed(): boolean {

@@ -31,6 +31,7 @@ export type {
   EnqueueOptions,
   JoinOptions,
   OutgoingMessage,
+  QueueCounts,
   ReceiveOptions,
 } from './broker.ts'
 export { StubBroker } from './brokers/stub-broker.ts'

@@ -16,7 +16,6 @@ export interface MessageOptions {
   retries?: number
   traceback?: string
   requeueTimestamp?: number
-  redisMessageId?: string
   /** RabbitMQ message priority (higher first; needs `maxPriority` on the broker). */
   brokerPriority?: number
   maxRetries?: number | null

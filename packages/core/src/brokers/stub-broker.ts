@@ -4,11 +4,13 @@ import {
   type ConsumeOptions,
   type Consumer,
   type OutgoingMessage,
+  type QueueCounts,
   type JoinOptions,
   type ReceiveOptions,
 } from '../broker.ts'
 import { DecodeError, QueueJoinTimeoutError, QueueNotFoundError, errorMessage } from '../errors.ts'
 import type { BrokerPlugin } from '../global.ts'
+import { foreignMessageError } from '../adapter/foreign.ts'
 import { Fifo } from '../internal/fifo.ts'
 import { Notifier } from '../notifier.ts'
 import { errorMeta } from '../logger.ts'
@@ -51,9 +53,11 @@ class StubQueue {
 
 class StubMessageProxy extends MessageProxy {
   readonly body: Uint8Array
-  constructor(message: Message, body: Uint8Array) {
+  readonly consumer: StubConsumer
+  constructor(message: Message, body: Uint8Array, consumer: StubConsumer) {
     super(message)
     this.body = body
+    this.consumer = consumer
   }
 }
 
@@ -101,6 +105,17 @@ export class StubBroker extends Broker {
 
   protected override openConsumer(queueName: string, options: ConsumeOptions): Consumer {
     return new StubConsumer(this, queueName, this.#queue(queueName), options.prefetch ?? 1, options.timeout ?? 100)
+  }
+
+  /** Counts of a queue: ready and delayed messages, delivered-not-settled ones, dead letters. */
+  override async queueCounts(queueName: string): Promise<QueueCounts> {
+    const canonical = qName(queueName)
+    const queue = this.#queue(canonical)
+    const delay = this.#queue(dqName(canonical))
+    const ready = queue.items.length
+    const delayed = delay.items.length
+    const running = queue.unfinished - ready + (delay.unfinished - delayed)
+    return { ready, delayed, running, dead: this.deadLetteredBodies(canonical).length }
   }
 
   /** Number of messages waiting (not delivered) in a queue. */
@@ -154,7 +169,6 @@ export class StubBroker extends Broker {
     }
   }
 
-
   /**
    * The bytes dead-lettered from a canonical queue (and its delay queue), undecodable payloads
    * included: what was last written to the queue, as a real broker's dead-letter queue holds it.
@@ -206,7 +220,7 @@ class StubConsumer implements Consumer {
         const out: MessageProxy[] = []
         for (const body of this.#queue.items.take(free)) {
           try {
-            out.push(new StubMessageProxy(Message.decode(body, this.#broker.encoder), body))
+            out.push(new StubMessageProxy(Message.decode(body, this.#broker.encoder), body, this))
           } catch (error) {
             const reason = error instanceof DecodeError ? error.message : String(error)
             this.#broker.logger.error('Undecodable message dead-lettered', {
@@ -233,22 +247,29 @@ class StubConsumer implements Consumer {
     this.#slotFreed.notify()
   }
 
-  async ack(_message: MessageProxy): Promise<void> {
+  #own(message: MessageProxy): StubMessageProxy {
+    if (message instanceof StubMessageProxy && message.consumer === this) return message
+    throw foreignMessageError('StubConsumer', this.queueName, message)
+  }
+
+  async ack(message: MessageProxy): Promise<void> {
+    this.#own(message)
     this.#settle()
     this.#queue.taskDone()
   }
 
   async nack(message: MessageProxy): Promise<void> {
+    this.#own(message)
     this.#settle()
     this.#broker.deadLetter(this.queueName, message)
     this.#queue.taskDone()
   }
 
   async requeue(messages: readonly MessageProxy[]): Promise<void> {
-    for (const message of messages) {
+    const own = messages.map((m) => this.#own(m))
+    for (const message of own) {
       this.#settle()
-      const body = message instanceof StubMessageProxy ? message.body : message.message.encode(this.#broker.encoder)
-      this.#queue.items.push(body)
+      this.#queue.items.push(message.body)
     }
     if (messages.length > 0) this.#queue.arrived.notify()
   }
