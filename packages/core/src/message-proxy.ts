@@ -94,8 +94,9 @@ export class MessageProxy<R = unknown> {
   }
 
   /**
-   * @internal The worker's hook: called once with the reason when the message is aborted (no
-   * AbortSignal needed). Pass `undefined` to clear it.
+   * The one handler called (once, with the reason) when the message is aborted: how the worker
+   * stops waiting for an actor without creating an AbortSignal per message. Middleware and
+   * actors listen to `signal` instead. Pass `undefined` to clear it.
    */
   setAbortHandler(handler: ((reason: unknown) => void) | undefined): void {
     this.#onAbort = handler

@@ -1,13 +1,15 @@
 import type { AnyActor } from './actor.ts'
 import type { Broker, Consumer } from './broker.ts'
-import { ActorNotFoundError, RateLimitExceededError, Retry, ShutdownError, SkipMessage, TqError } from './errors.ts'
+import { ActorNotFoundError, ShutdownError, SkipMessage, TqError } from './errors.ts'
 import { Heap } from './internal/heap.ts'
 import { Notifier, sleep } from './notifier.ts'
 import { errorMeta, type Logger } from './logger.ts'
 import type { MessageProxy } from './message-proxy.ts'
-import { runWithMessage } from './middleware/current-message.ts'
 import type { Middleware } from './middleware/middleware.ts'
 import { isDelayQueue, qName } from './queue-names.ts'
+import { logActorFailure } from './worker/failure-log.ts'
+import { runActor } from './worker/run-actor.ts'
+import { settleMessage, type SettleContext } from './worker/settle.ts'
 
 export interface WorkerOptions {
   /** Canonical queue names to consume (with their delay queues). Default: every declared queue. */
@@ -67,8 +69,6 @@ interface WorkItem {
 }
 
 const MAX_TIMER = 2 ** 31 - 1
-/** First pause before retrying a failed ack/nack (ms); it doubles up to `ackRetryDelay`. */
-const FIRST_ACK_RETRY_DELAY = 100
 
 /**
  * Consumes messages from a broker's queues and runs their actors, up to `concurrency` at once.
@@ -84,7 +84,7 @@ export class Worker {
   readonly logger: Logger
   readonly #whitelist: Set<string> | undefined
   readonly #consumerRestartDelay: number
-  readonly #ackRetryDelay: number
+  readonly #settleContext: SettleContext
   readonly #consumers = new Map<string, ConsumerState>()
   readonly #work = new Heap<WorkItem>((a, b) => a.priority < b.priority || (a.priority === b.priority && a.seq < b.seq))
   readonly #inFlight = new Set<WorkItem>()
@@ -109,10 +109,15 @@ export class Worker {
     this.delayPrefetch = options.delayPrefetch ?? Math.min(this.concurrency * 1000, 65535)
     this.#whitelist = options.queues ? new Set([...options.queues].map(qName)) : undefined
     this.#consumerRestartDelay = options.consumerRestartDelay ?? 3000
-    this.#ackRetryDelay = options.ackRetryDelay ?? 5000
     // Unconfirmed acks only pile up when the broker stops confirming: stop taking work then.
     this.#settlingLimit = this.concurrency + this.queuePrefetch
     this.logger = (options.logger ?? broker.logger).child({ component: 'worker' })
+    this.#settleContext = {
+      broker,
+      logger: this.logger,
+      ackRetryDelay: options.ackRetryDelay ?? 5000,
+      deadline: () => this.#stopDeadline,
+    }
   }
 
   get stats(): WorkerStats {
@@ -284,7 +289,7 @@ export class Worker {
     try {
       await broker.emitBefore('beforeProcessMessage', proxy)
       let result: unknown
-      if (!proxy.failed) result = await this.#runActor(actor, proxy)
+      if (!proxy.failed) result = await runActor(this.broker, actor, proxy)
       this.#stats.processed++
       await broker.emitAfter('afterProcessMessage', proxy, { result })
     } catch (caught) {
@@ -296,7 +301,7 @@ export class Worker {
         const error = caught === undefined || caught === null ? new Error(`Actor threw ${String(caught)}`) : caught
         this.#stats.failed++
         proxy.stuffException(error)
-        this.#logFailure(actor, proxy, error)
+        logActorFailure(this.logger, actor, proxy, error)
         await broker.emitAfter('afterProcessMessage', proxy, { exception: error })
       }
     }
@@ -307,95 +312,12 @@ export class Worker {
   }
 
   #settle(state: ConsumerState, proxy: MessageProxy): void {
-    const settled: Promise<void> = this.#postProcess(state, proxy).finally(() => {
+    const settled: Promise<void> = settleMessage(this.#settleContext, state.consumer, proxy).finally(() => {
       this.#settling.delete(settled)
       this.#changed.notify()
       this.#pump()
     })
     this.#settling.add(settled)
-  }
-
-  #runActor(actor: AnyActor, proxy: MessageProxy): Promise<unknown> {
-    const kwargs = proxy.kwargs
-    const args = Object.keys(kwargs).length > 0 ? [...proxy.args, kwargs] : proxy.args
-    let call = async (): Promise<unknown> => actor.fn(...args)
-    const wrappers = this.broker.actorCallWrappers
-    for (let i = wrappers.length - 1; i >= 0; i--) {
-      const m = wrappers[i] as Middleware
-      const inner = call
-      call = () => (m.wrapActorCall as NonNullable<Middleware['wrapActorCall']>).call(m, this.broker, proxy, inner)
-    }
-    // Every actor (and its wrappers) runs with its message as currentMessage(), signal included,
-    // whatever the middleware list holds.
-    const wrapped = call
-    call = () => runWithMessage(proxy, wrapped)
-    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the abort reason as given
-    if (proxy.aborted) return Promise.reject(proxy.abortReason)
-    // Race the actor against an abort (time limit, shutdown) without an AbortSignal per message.
-    return new Promise((resolve, reject) => {
-      proxy.setAbortHandler(reject)
-      call().then(
-        (value) => {
-          proxy.setAbortHandler(undefined)
-          resolve(value)
-        },
-        (error: unknown) => {
-          proxy.setAbortHandler(undefined)
-          reject(error) // eslint-disable-line @typescript-eslint/prefer-promise-reject-errors -- rethrow exactly what the actor threw
-        },
-      )
-    })
-  }
-
-  #logFailure(actor: AnyActor, proxy: MessageProxy, error: unknown): void {
-    const meta = { messageId: proxy.messageId, actor: actor.actorName, ...errorMeta(error) }
-    if (error instanceof RateLimitExceededError) {
-      this.logger.debug(`Rate limit exceeded in ${proxy.toString()}`, meta)
-    } else if (error instanceof Retry) {
-      this.logger.debug(`Retry requested by ${proxy.toString()}`, meta)
-    } else if (isThrown(actor, proxy, error)) {
-      this.logger.info(`Failed to process message ${proxy.toString()} with expected error`, meta)
-    } else {
-      this.logger.error(`Failed to process message ${proxy.toString()}`, meta)
-    }
-  }
-
-  /** Ack, or nack a failed message; a connection error is retried until it goes through or the worker stops. */
-  async #postProcess(state: ConsumerState, proxy: MessageProxy): Promise<void> {
-    const broker = this.broker
-    const failed = proxy.failed
-    // Retry soon after a blip, back off during an outage; give up once a stop's timeout passed
-    // (the broker redelivers the message).
-    let delay = Math.min(FIRST_ACK_RETRY_DELAY, this.#ackRetryDelay)
-    for (;;) {
-      try {
-        if (failed) {
-          await broker.emitBefore('beforeNack', proxy)
-          await state.consumer.nack(proxy)
-          await broker.emitAfter('afterNack', proxy)
-        } else {
-          await broker.emitBefore('beforeAck', proxy)
-          await state.consumer.ack(proxy)
-          await broker.emitAfter('afterAck', proxy)
-        }
-        return
-      } catch (error) {
-        if (broker.isRetryableError(error) && Date.now() < this.#stopDeadline) {
-          this.logger.warn(`Could not ${failed ? 'nack' : 'ack'} message; retrying in ${delay} ms`, {
-            messageId: proxy.messageId,
-            ...errorMeta(error),
-          })
-          await sleep(delay)
-          delay = Math.min(delay * 2, this.#ackRetryDelay)
-          continue
-        }
-        this.logger.error(`Failed to ${failed ? 'nack' : 'ack'} message`, {
-          messageId: proxy.messageId,
-          ...errorMeta(error),
-        })
-        return
-      }
-    }
   }
 
   /** Stop taking new messages from the work queue (consumers stop fetching too). */
@@ -517,11 +439,4 @@ export class Worker {
     await this.broker.emitAfter('afterWorkerShutdown', this)
     this.logger.debug('Worker stopped', { ...this.#stats })
   }
-}
-
-function isThrown(actor: AnyActor, proxy: MessageProxy, error: unknown): boolean {
-  const throws = (proxy.options['throws'] ?? actor.options.throws) as unknown
-  if (!throws) return false
-  const classes = Array.isArray(throws) ? throws : [throws]
-  return classes.some((c) => typeof c === 'function' && error instanceof (c as abstract new () => unknown))
 }

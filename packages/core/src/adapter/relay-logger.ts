@@ -27,7 +27,7 @@ export class RelayLogger implements Logger {
     this.#version++
   }
 
-  /** @internal */
+  /** Counts the re-points: a logger derived from the target is stale once this changed. */
   get version(): number {
     return this.#version
   }

@@ -8,13 +8,13 @@ import {
   type JoinOptions,
   type ReceiveOptions,
 } from '../broker.ts'
-import { DecodeError, QueueJoinTimeoutError, QueueNotFoundError, errorMessage } from '../errors.ts'
+import { QueueJoinTimeoutError, QueueNotFoundError, errorMessage } from '../errors.ts'
 import type { BrokerPlugin } from '../global.ts'
+import { decodeOrReport, type DecodeResult } from '../adapter/decode.ts'
 import { foreignMessageError } from '../adapter/foreign.ts'
 import { Fifo } from '../internal/fifo.ts'
 import { Notifier } from '../notifier.ts'
-import { errorMeta } from '../logger.ts'
-import { Message } from '../message.ts'
+import type { Message } from '../message.ts'
 import { MessageProxy } from '../message-proxy.ts'
 import { dqName, qName } from '../queue-names.ts'
 
@@ -104,7 +104,13 @@ export class StubBroker extends Broker {
   }
 
   protected override openConsumer(queueName: string, options: ConsumeOptions): Consumer {
-    return new StubConsumer(this, queueName, this.#queue(queueName), options.prefetch ?? 1, options.timeout ?? 100)
+    return new StubConsumer(
+      this.#host,
+      queueName,
+      this.#queue(queueName),
+      options.prefetch ?? 1,
+      options.timeout ?? 100,
+    )
   }
 
   /** Counts of a queue: ready and delayed messages, delivered-not-settled ones, dead letters. */
@@ -184,17 +190,27 @@ export class StubBroker extends Broker {
     return bodies
   }
 
-  /** @internal used by StubConsumer */
-  deadLetter(queueName: string, proxy: MessageProxy): void {
-    let list = this.deadLettersByQueue.get(queueName)
-    if (!list) this.deadLettersByQueue.set(queueName, (list = []))
-    list.push(proxy)
+  /** What a StubConsumer needs of its broker. */
+  readonly #host: StubConsumerHost = {
+    decode: (body, meta) => decodeOrReport(body, this.encoder, this.logger, meta),
+    reject: (payload) => void this.rejected.push(payload),
+    deadLetter: (queueName, proxy) => {
+      let list = this.deadLettersByQueue.get(queueName)
+      if (!list) this.deadLettersByQueue.set(queueName, (list = []))
+      list.push(proxy)
+    },
   }
+}
+
+interface StubConsumerHost {
+  decode(body: Uint8Array, meta: Record<string, unknown>): DecodeResult
+  reject(payload: RejectedPayload): void
+  deadLetter(queueName: string, proxy: MessageProxy): void
 }
 
 class StubConsumer implements Consumer {
   readonly queueName: string
-  readonly #broker: StubBroker
+  readonly #host: StubConsumerHost
   readonly #queue: StubQueue
   readonly #prefetch: number
   readonly #timeout: number
@@ -202,8 +218,8 @@ class StubConsumer implements Consumer {
   #closed = false
   readonly #slotFreed = new Notifier()
 
-  constructor(broker: StubBroker, queueName: string, queue: StubQueue, prefetch: number, timeout: number) {
-    this.#broker = broker
+  constructor(host: StubConsumerHost, queueName: string, queue: StubQueue, prefetch: number, timeout: number) {
+    this.#host = host
     this.queueName = queueName
     this.#queue = queue
     this.#prefetch = Math.max(1, prefetch)
@@ -219,16 +235,11 @@ class StubConsumer implements Consumer {
       if (free > 0 && this.#queue.items.length > 0) {
         const out: MessageProxy[] = []
         for (const body of this.#queue.items.take(free)) {
-          try {
-            out.push(new StubMessageProxy(Message.decode(body, this.#broker.encoder), body, this))
-          } catch (error) {
-            const reason = error instanceof DecodeError ? error.message : String(error)
-            this.#broker.logger.error('Undecodable message dead-lettered', {
-              queue: this.queueName,
-              reason,
-              ...errorMeta(error),
-            })
-            this.#broker.rejected.push({ queueName: this.queueName, body, reason })
+          const decoded = this.#host.decode(body, { queue: this.queueName })
+          if (decoded.ok) {
+            out.push(new StubMessageProxy(decoded.message, body, this))
+          } else {
+            this.#host.reject({ queueName: this.queueName, body, reason: decoded.reason })
             this.#queue.taskDone()
           }
         }
@@ -261,7 +272,7 @@ class StubConsumer implements Consumer {
   async nack(message: MessageProxy): Promise<void> {
     this.#own(message)
     this.#settle()
-    this.#broker.deadLetter(this.queueName, message)
+    this.#host.deadLetter(this.queueName, message)
     this.#queue.taskDone()
   }
 

@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { relative } from 'node:path'
+import { Backoff } from '../adapter/backoff.ts'
 import { errorMeta, type Logger } from '../logger.ts'
 import {
   CHILD_ENV,
@@ -9,6 +10,7 @@ import {
   type WorkerCommandConfig,
   type WorkerProcessConfig,
 } from './config.ts'
+import { childExecArgv } from './exec-argv.ts'
 import { ExitCode, describeExitCode } from './exit-codes.ts'
 import { loadMetricsModule, type AggregatedMetricsServer, type MetricsModule } from './metrics.ts'
 import { watchTree, type TreeWatcher } from './watch.ts'
@@ -53,7 +55,8 @@ interface Slot {
   ready: boolean
   kind: SlotKind
   startedAt: number
-  delay: number
+  /** The restart delay: `minDelay`, doubling on each crash up to `maxDelay`. */
+  readonly backoff: Backoff
   timer: NodeJS.Timeout | undefined
   bootError: string | undefined
   /** The last metrics this process reported: used again when it is too busy to answer a scrape in time. */
@@ -66,18 +69,6 @@ interface PendingMetrics {
 }
 
 type State = 'created' | 'running' | 'reloading' | 'stopping' | 'done'
-
-/** Node flags a worker process must not inherit (each would try to open the same inspector port). */
-const INSPECTOR_FLAG = /^--(inspect|debug)/
-
-/** Worker processes resolve bare package names with `import.meta.resolve(spec, parent)`. */
-const RESOLVE_FLAG = '--experimental-import-meta-resolve'
-
-export function childExecArgv(execArgv: readonly string[]): string[] {
-  const args = execArgv.filter((a) => !INSPECTOR_FLAG.test(a))
-  if (!args.includes(RESOLVE_FLAG) && process.allowedNodeEnvironmentFlags.has(RESOLVE_FLAG)) args.push(RESOLVE_FLAG)
-  return args
-}
 
 /**
  * Runs `processes` worker processes and keeps them running: a process that exits unexpectedly
@@ -120,7 +111,7 @@ export class Supervisor {
       ready: false,
       kind: 'boot',
       startedAt: 0,
-      delay: this.#minDelay,
+      backoff: new Backoff({ initial: this.#minDelay, max: this.#maxDelay }),
       timer: undefined,
       bootError: undefined,
       lastMetrics: undefined,
@@ -337,9 +328,8 @@ export class Supervisor {
       return
     }
 
-    if (Date.now() - slot.startedAt >= this.#stableAfter) slot.delay = this.#minDelay
-    const delay = slot.delay
-    slot.delay = Math.min(delay * 2, this.#maxDelay)
+    if (Date.now() - slot.startedAt >= this.#stableAfter) slot.backoff.reset()
+    const delay = slot.backoff.next()
     this.logger.warn(`worker-${slot.index} exited unexpectedly (${how}); restarting in ${delay} ms`, { ...meta, delay })
     slot.timer = setTimeout(() => {
       slot.timer = undefined
@@ -385,7 +375,7 @@ export class Supervisor {
     if (this.#state === 'reloading') {
       this.#state = 'running'
       for (const slot of this.#slots) {
-        slot.delay = this.#minDelay
+        slot.backoff.reset()
         this.#spawn(slot, 'boot')
       }
     } else if (this.#state === 'stopping') {
