@@ -259,18 +259,19 @@ describe('queueSizeReader', () => {
     }
   }
 
-  it('prefers getQueueSize, then qsize, then getQueueMessageCounts; none means no gauge', async () => {
-    const withGetQueueSize = Object.assign(new Bare({ middleware: [] }), {
-      getQueueSize: (q: string) => (q === 'a' ? 7 : 0),
-      qsize: () => 99,
+  it('reads ready + delayed from queueCounts(), else a legacy getQueueSize(); none means no gauge', async () => {
+    const counting = Object.assign(new Bare({ middleware: [] }), {
+      queueCounts: (q: string) => Promise.resolve({ ready: q === 'a' ? 2 : 0, delayed: 3, running: 4, dead: 100 }),
+      getQueueSize: () => 99,
     })
-    expect(await queueSizeReader(withGetQueueSize)?.('a')).toBe(7)
-    const redisLike = Object.assign(new Bare({ middleware: [] }), { qsize: () => Promise.resolve(5) })
-    expect(await queueSizeReader(redisLike)?.('a')).toBe(5)
-    const rabbitLike = Object.assign(new Bare({ middleware: [] }), {
-      getQueueMessageCounts: () => Promise.resolve({ ready: 2, delayed: 3, dead: 100 }),
-    })
-    expect(await queueSizeReader(rabbitLike)?.('a')).toBe(5)
+    expect(await queueSizeReader(counting)?.('a')).toBe(5)
+    const legacy = Object.assign(new Bare({ middleware: [] }), { getQueueSize: (q: string) => (q === 'a' ? 7 : 0) })
+    expect(await queueSizeReader(legacy)?.('a')).toBe(7)
+    const stub = new StubBroker({ middleware: [] })
+    const job = actor('job', () => undefined, { broker: stub, queueName: 'a' })
+    await job.send()
+    await job.sendWithOptions({ delay: 60_000 })
+    expect(await queueSizeReader(stub)?.('a')).toBe(2)
     expect(queueSizeReader(new Bare({ middleware: [] }))).toBeUndefined()
     const broken = Object.assign(new Bare({ middleware: [] }), { getQueueSize: () => 'many' })
     await expect(queueSizeReader(broken)?.('a')).rejects.toThrow('getQueueSize returned many')
