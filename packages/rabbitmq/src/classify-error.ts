@@ -8,6 +8,7 @@ import {
   MessageTooLargeError,
   TqError,
 } from '@tq/core'
+import { socketErrorKind } from '@tq/core/adapter'
 
 /** AMQP 0-9-1 reply codes that RabbitMQ closes channels and connections with. */
 export const AmqpReplyCode = {
@@ -29,25 +30,6 @@ export const AmqpReplyCode = {
   NOT_IMPLEMENTED: 540,
   INTERNAL_ERROR: 541,
 } as const
-
-/** Socket error codes that mean a connection could not be made. */
-const FAILED_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ETIMEDOUT',
-  'EADDRNOTAVAIL',
-])
-/** Socket error codes that mean an established connection went away. */
-const CLOSED_CODES = new Set([
-  'ECONNRESET',
-  'EPIPE',
-  'ECONNABORTED',
-  'ERR_STREAM_DESTROYED',
-  'ERR_STREAM_WRITE_AFTER_END',
-])
 
 /** A RabbitMQ message-size refusal: "message size 123 is larger than configured max size 100". */
 const TOO_LARGE = /message size (\d+) is larger than (?:configured )?max size (\d+)/i
@@ -125,14 +107,12 @@ export function classifyAmqpError(error: unknown): TqError {
     }
   }
 
-  if (typeof rawCode === 'string' && FAILED_CODES.has(rawCode)) {
+  const socket = socketErrorKind(error)
+  if (socket === 'connect-failed') {
     return new ConnectionFailedError(`Could not connect to RabbitMQ: ${message}`, options)
   }
-  if (typeof rawCode === 'string' && CLOSED_CODES.has(rawCode)) {
+  if (socket === 'connection-closed') {
     return new ConnectionClosedError(`RabbitMQ connection lost: ${message}`, options)
-  }
-  if (/^connect (ETIMEDOUT|ECONNREFUSED)/.test(message)) {
-    return new ConnectionFailedError(`Could not connect to RabbitMQ: ${message}`, options)
   }
   if (
     name === 'IllegalOperationError' ||

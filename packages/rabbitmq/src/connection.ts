@@ -1,4 +1,13 @@
-import { ConnectionClosedError, errorMeta, redactUrl, sleep, type Logger, type TqError } from '@tq/core'
+import {
+  BrokerClosedError,
+  ConnectionClosedError,
+  errorMeta,
+  redactUrl,
+  sleep,
+  type Logger,
+  type TqError,
+} from '@tq/core'
+import { Backoff, OutageLog } from '@tq/core/adapter'
 import type { ChannelModel } from 'amqplib'
 import { classifyAmqpError } from './classify-error.ts'
 
@@ -11,23 +20,29 @@ export interface ManagedConnectionOptions {
   connect: ConnectFunction
   /** What this connection is for, in logs ("publish", "consume"). */
   role: string
+  /** The broker's class name, for the `BrokerClosedError` once it is closed. */
+  brokerName: string
   logger: Logger
   /** Milliseconds before the first retry after a failed round over every URL (doubles up to `maxDelay`). */
   minDelay: number
   maxDelay: number
 }
 
+/** A reconnect delay spread over ±20 %, so many clients do not retry in step. */
+const spread = (delay: number): number => delay * (0.8 + Math.random() * 0.4)
+
 /**
  * One AMQP connection that comes back: `get()` returns the open connection or opens one,
  * trying each URL in order (failover). After a round in which every URL failed, the next round
  * waits an exponential backoff with jitter. Listeners registered with `onClose` learn that the
  * connection (and with it every channel on it) is gone; `generation` counts connections opened.
+ * An outage (the connection lost, or no URL opening) logs one warning, not one per attempt.
  */
 export class ManagedConnection {
   readonly role: string
   #model: ChannelModel | undefined
   #connecting: Promise<ChannelModel> | undefined
-  #failures = 0
+  readonly #backoff: Backoff
   #retryAt = 0
   #generation = 0
   #closed = false
@@ -35,11 +50,14 @@ export class ManagedConnection {
   readonly #listeners = new Set<(error: unknown) => void>()
   readonly #options: ManagedConnectionOptions
   readonly #logger: Logger
+  readonly #outage: OutageLog
 
   constructor(options: ManagedConnectionOptions) {
     this.#options = options
     this.role = options.role
     this.#logger = options.logger
+    this.#backoff = new Backoff({ initial: options.minDelay, max: options.maxDelay })
+    this.#outage = new OutageLog(options.logger)
   }
 
   /** Connections opened so far (1 after the first connect, 2 after a reconnect, …). */
@@ -55,6 +73,11 @@ export class ManagedConnection {
     return this.#closed
   }
 
+  /** What operations on the connection throw once it was closed for good. */
+  closedError(): BrokerClosedError {
+    return new BrokerClosedError(this.#options.brokerName)
+  }
+
   /** Called with the close error (if any) whenever an open connection goes away. */
   onClose(listener: (error: unknown) => void): () => void {
     this.#listeners.add(listener)
@@ -66,7 +89,7 @@ export class ManagedConnection {
    * classified error of the last URL when all fail (call again to retry after the backoff).
    */
   async get(signal?: AbortSignal): Promise<ChannelModel> {
-    if (this.#closed) throw new ConnectionClosedError('The RabbitMQ broker is closed')
+    if (this.#closed) throw this.closedError()
     if (this.#model) return this.#model
     if (!this.#connecting) {
       const attempt = this.#connect(signal)
@@ -84,14 +107,14 @@ export class ManagedConnection {
     if (wait > 0) {
       await sleep(wait, [signal, this.#closing.signal])
     }
-    if (this.#closed) throw new ConnectionClosedError('The RabbitMQ broker is closed')
+    if (this.#closed) throw this.closedError()
     let last: TqError | undefined
     for (const url of this.#options.urls) {
       try {
         const model = await this.#options.connect(url)
         if (this.#closed) {
           await model.close().catch(() => undefined)
-          throw new ConnectionClosedError('The RabbitMQ broker is closed')
+          throw this.closedError()
         }
         this.#adopt(model, url)
         return model
@@ -100,24 +123,22 @@ export class ManagedConnection {
         // Name the server (redacted) in the message: the socket error alone may not (AggregateError, DNS).
         if (last !== error && !last.message.includes(redactUrl(url))) last.message += ` (${redactUrl(url)})`
         if (this.#closed) throw last
-        this.#logger.warn(`Could not open the RabbitMQ ${this.role} connection to ${redactUrl(url)}`, errorMeta(last))
+        this.#outage.failed(`Could not open the RabbitMQ ${this.role} connection to ${redactUrl(url)}`, errorMeta(last))
         if (!last.retryable) break
       }
     }
-    this.#failures++
-    const base = Math.min(this.#options.maxDelay, this.#options.minDelay * 2 ** (this.#failures - 1))
-    this.#retryAt = Date.now() + base * (0.8 + Math.random() * 0.4)
+    this.#retryAt = Date.now() + spread(this.#backoff.next())
     throw last ?? new ConnectionClosedError('No RabbitMQ URL to connect to')
   }
 
   #adopt(model: ChannelModel, url: string): void {
     coalesceWrites(model)
     this.#model = model
-    this.#failures = 0
+    this.#backoff.reset()
     this.#retryAt = 0
     this.#generation++
-    if (this.#generation > 1)
-      this.#logger.info(`RabbitMQ ${this.role} connection re-established`, { url: redactUrl(url) })
+    const again = this.#generation > 1 ? 're-established' : 'established'
+    this.#outage.recovered(`RabbitMQ ${this.role} connection ${again}`, { url: redactUrl(url) })
     let closeError: unknown
     model.on('error', (error: unknown) => {
       closeError = error
@@ -131,7 +152,7 @@ export class ManagedConnection {
       if (this.#model !== model) return
       this.#model = undefined
       const cause = error ?? closeError
-      if (!this.#closed) this.#logger.warn(`RabbitMQ ${this.role} connection lost`, cause ? errorMeta(cause) : {})
+      if (!this.#closed) this.#outage.failed(`RabbitMQ ${this.role} connection lost`, cause ? errorMeta(cause) : {})
       for (const listener of [...this.#listeners]) {
         try {
           listener(cause)
@@ -142,7 +163,7 @@ export class ManagedConnection {
     })
   }
 
-  /** Close the connection for good; later `get()` calls fail with `ConnectionClosedError`. */
+  /** Close the connection for good; later `get()` calls fail with `BrokerClosedError`. */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true

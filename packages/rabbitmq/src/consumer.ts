@@ -1,7 +1,4 @@
 import {
-  DecodeError,
-  Message,
-  MessageProxy,
   Notifier,
   errorMeta,
   qName,
@@ -9,11 +6,25 @@ import {
   type Consumer,
   type Encoder,
   type Logger,
+  type Message,
+  type MessageProxy,
   type ReceiveOptions,
 } from '@tq/core'
+import { Backoff, OutageLog, decodeOrReport, foreignMessageError } from '@tq/core/adapter'
 import type { Channel, ConsumeMessage } from 'amqplib'
 import { classifyAmqpError } from './classify-error.ts'
 import type { ManagedConnection } from './connection.ts'
+import { DelayLeases } from './delay-lease.ts'
+import {
+  RabbitmqMessageProxy,
+  deliveryOfProxy,
+  isLive,
+  newSubscription,
+  proxyFor,
+  rebindProxy,
+  type Delivery,
+  type Subscription,
+} from './delivery.ts'
 import type { PublishItem } from './publisher.ts'
 import { SettleMemory, type SettleAction } from './settle-memory.ts'
 
@@ -42,49 +53,7 @@ export interface RabbitmqConsumerOptions {
   maxRestartDelay: number
 }
 
-/** One consume subscription: a channel, its consumer tag and its unsettled deliveries. */
-interface Subscription {
-  readonly id: number
-  readonly channel: Channel
-  open: boolean
-  /** The server's tag for this subscription, once `basic.consume` was answered. */
-  consumerTag: string | undefined
-  /** Deliveries on this channel not yet acked, nacked or requeued, by delivery tag. */
-  readonly outstanding: Map<number, Delivery>
-  /** The last acks/nacks sent on this channel, remembered if it dies (they may not have arrived). */
-  readonly recent: Array<{ messageId: string; body: Buffer; action: SettleAction }>
-  readonly ended: Promise<void>
-  end(): void
-}
-
-interface Delivery {
-  readonly sub: Subscription
-  readonly raw: ConsumeMessage
-  readonly deliveredAt: number
-}
-
 const RECENT_SETTLES = 1000
-
-/** A delivery from RabbitMQ, as the worker sees it. */
-export class RabbitmqMessageProxy<R = unknown> extends MessageProxy<R> {
-  /** The body exactly as it was delivered. */
-  readonly body: Buffer
-  /** @internal The delivery this message is settled through (re-bound after a reconnect). */
-  delivery: Delivery
-
-  /** @internal */
-  constructor(message: Message<R>, body: Buffer, delivery: Delivery) {
-    super(message)
-    this.body = body
-    this.delivery = delivery
-    this.redelivered = delivery.raw.fields.redelivered
-  }
-
-  /** The AMQP delivery tag (valid on the channel that delivered it). */
-  get deliveryTag(): number {
-    return this.delivery.raw.fields.deliveryTag
-  }
-}
 
 /**
  * Consumes one queue (`q` or `q.DQ`) on its own channel of the broker's consuming connection,
@@ -105,7 +74,9 @@ export class RabbitmqMessageProxy<R = unknown> extends MessageProxy<R> {
  * - On a delay queue, a message whose eta is further away than `delayLease` is held here, not
  *   handed to the worker, and re-published to the delay queue (then acked) every `delayLease`,
  *   so no delivery stays unacknowledged long enough to hit RabbitMQ's `consumer_timeout`
- *   (Dramatiq issue #827). The worker only gets it once its eta is less than `delayLease` away.
+ *   (Dramatiq issue #827; see `DelayLeases`). The worker only gets it once its eta is less than
+ *   `delayLease` away.
+ * - A message this consumer did not deliver is refused (`InvalidArgumentError`).
  */
 export class RabbitmqConsumer implements Consumer {
   readonly queueName: string
@@ -113,10 +84,12 @@ export class RabbitmqConsumer implements Consumer {
   readonly timeout: number
   readonly delayLease: number
   readonly #host: ConsumerHost
-  readonly #options: RabbitmqConsumerOptions
   readonly #logger: Logger
   readonly #canonical: string
-  readonly #isDelayQueue: boolean
+  /** Delayed messages held for lease renewal; only on a delay queue with a finite lease. */
+  readonly #leases: DelayLeases | undefined
+  readonly #restart: Backoff
+  readonly #outage: OutageLog
   #sub: Subscription | undefined
   #subCount = 0
   #loop: Promise<void> | undefined
@@ -131,24 +104,33 @@ export class RabbitmqConsumer implements Consumer {
   #staleCount = 0
   readonly #memory = new SettleMemory()
   readonly #arrived = new Notifier()
-  /** Delay-queue deliveries held for lease renewal, in arrival order. */
-  #leaseHeld: RabbitmqMessageProxy[] = []
-  #leaseTimer: NodeJS.Timeout | undefined
-  #renewing = false
-  #leaseRetryAt = 0
-  /** Times a held delayed message was re-published to renew its lease. */
-  leaseRenewals = 0
+  /** The log meta of an undecodable delivery, reused: most deliveries decode. */
+  readonly #decodeMeta = { deliveryTag: 0 }
 
   constructor(host: ConsumerHost, queueName: string, options: RabbitmqConsumerOptions) {
     this.#host = host
     this.queueName = queueName
-    this.#options = options
     this.prefetch = options.prefetch
     this.timeout = options.timeout
     this.delayLease = options.delayLease
     this.#canonical = qName(queueName)
-    this.#isDelayQueue = queueName.endsWith('.DQ')
     this.#logger = host.logger.child({ component: 'rabbitmq-consumer', queue: queueName })
+    this.#restart = new Backoff({ initial: options.restartDelay, max: options.maxRestartDelay })
+    this.#outage = new OutageLog(this.#logger)
+    if (queueName.endsWith('.DQ') && Number.isFinite(options.delayLease)) {
+      this.#leases = new DelayLeases(options.delayLease, {
+        queueName,
+        canonical: this.#canonical,
+        logger: this.#logger,
+        retryDelay: options.restartDelay,
+        republish: (items) => host.republish(items),
+        renewed: (proxy) => {
+          const delivery = deliveryOfProxy(proxy)
+          if (isLive(delivery)) this.#settleDelivery(delivery, 'ack', proxy.messageId)
+          else this.#memory.remember(proxy.messageId, proxy.body, 'ack')
+        },
+      })
+    }
   }
 
   /** Deliveries this consumer holds that are not settled (for `join`). */
@@ -158,7 +140,12 @@ export class RabbitmqConsumer implements Consumer {
 
   /** Delayed messages held here for lease renewal (not yet handed to the worker). */
   get leaseHeld(): number {
-    return this.#leaseHeld.length
+    return this.#leases?.size ?? 0
+  }
+
+  /** Times a held delayed message was re-published to renew its lease. */
+  get leaseRenewals(): number {
+    return this.#leases?.renewals ?? 0
   }
 
   get closed(): boolean {
@@ -188,14 +175,13 @@ export class RabbitmqConsumer implements Consumer {
   // ---- subscription lifecycle ----
 
   async #run(): Promise<void> {
-    let failures = 0
     while (!this.#closed && this.#receiving) {
       let sub: Subscription | undefined
       try {
         const model = await this.#host.consumeConnection.get(this.#closing.signal)
         if (this.#closed) break
         const channel = await model.createChannel()
-        sub = this.#newSubscription(channel)
+        sub = newSubscription(this, ++this.#subCount, channel)
         const current = sub
         channel.on('error', (error: unknown) => {
           const classified = classifyAmqpError(error)
@@ -210,23 +196,22 @@ export class RabbitmqConsumer implements Consumer {
           noAck: false,
         })
         sub.consumerTag = consumerTag
-        if (sub.id > 1) this.#logger.info(`Consuming ${this.queueName} again`)
-        failures = 0
+        if (this.#outage.failing) this.#outage.recovered(`Consuming ${this.queueName} again`)
+        else if (sub.id > 1) this.#logger.info(`Consuming ${this.queueName} again`)
+        this.#restart.reset()
         if (this.#closed) break
         await sub.ended
       } catch (error) {
         if (this.#closed) break
         const classified = classifyAmqpError(error)
-        failures++
         const meta = errorMeta(classified)
-        if (classified.retryable) this.#logger.warn(`Could not consume ${this.queueName}; retrying`, meta)
+        if (classified.retryable) this.#outage.failed(`Could not consume ${this.queueName}; retrying`, meta)
         else this.#logger.error(`Could not consume ${this.queueName}; retrying`, meta)
         if (sub) {
           this.#endSubscription(sub)
           await sub.channel.close().catch(() => undefined)
         }
-        const delay = Math.min(this.#options.maxRestartDelay, this.#options.restartDelay * 2 ** (failures - 1))
-        await sleep(delay, this.#closing.signal)
+        await sleep(this.#restart.next(), this.#closing.signal)
       } finally {
         // Closed while subscribing: don't leave the channel (and its deliveries) behind.
         if (this.#closed && sub?.open) {
@@ -237,30 +222,15 @@ export class RabbitmqConsumer implements Consumer {
     }
   }
 
-  #newSubscription(channel: Channel): Subscription {
-    let end!: () => void
-    const ended = new Promise<void>((resolve) => (end = resolve))
-    return {
-      id: ++this.#subCount,
-      channel,
-      open: true,
-      consumerTag: undefined,
-      outstanding: new Map(),
-      recent: [],
-      ended,
-      end,
-    }
-  }
-
   /** The channel is gone: what it delivered comes back from the server. */
   #endSubscription(sub: Subscription): void {
     if (!sub.open) return
     sub.open = false
     for (const r of sub.recent) this.#memory.remember(r.messageId, r.body, r.action)
     sub.recent.length = 0
-    this.#ready = this.#ready.filter((p) => p.delivery.sub !== sub)
-    this.#leaseHeld = this.#leaseHeld.filter((p) => p.delivery.sub !== sub)
-    for (const proxy of this.#handedOut) if (proxy.delivery.sub === sub) this.#addStale(proxy)
+    this.#ready = this.#ready.filter((p) => deliveryOfProxy(p).sub !== sub)
+    this.#leases?.dropSubscription(sub)
+    for (const proxy of this.#handedOut) if (deliveryOfProxy(proxy).sub === sub) this.#addStale(proxy)
     sub.outstanding.clear()
     if (this.#sub === sub) this.#sub = undefined
     sub.end()
@@ -278,22 +248,12 @@ export class RabbitmqConsumer implements Consumer {
     if (!sub.open) return
     const delivery: Delivery = { sub, raw, deliveredAt: Date.now() }
     sub.outstanding.set(raw.fields.deliveryTag, delivery)
-    let message: Message
-    try {
-      message = Message.decode(raw.content, this.#host.encoder)
-    } catch (error) {
-      const reason = error instanceof DecodeError ? error.message : String(error)
-      // The AMQP message-id property (if the producer set one) identifies it in the dead-letter queue.
-      const amqpMessageId: unknown = raw.properties.messageId
-      this.#logger.error('Undecodable message dead-lettered', {
-        ...(typeof amqpMessageId === 'string' ? { amqpMessageId } : {}),
-        deliveryTag: raw.fields.deliveryTag,
-        reason,
-        ...errorMeta(error),
-      })
+    const decoded = decodeOrReport(raw.content, this.#host.encoder, this.#logger, this.#metaOf(raw))
+    if (!decoded.ok) {
       this.#settleDelivery(delivery, 'nack', undefined)
       return
     }
+    const message = decoded.message
     if (raw.fields.redelivered && this.#matchRedelivery(message, delivery)) return
     if (!this.#receiving) {
       // Delivered before the server confirmed the cancel: straight back to the queue.
@@ -301,17 +261,19 @@ export class RabbitmqConsumer implements Consumer {
       this.#host.notifySettled()
       return
     }
-    const proxy = new RabbitmqMessageProxy(message, raw.content, delivery)
-    if (this.#isDelayQueue && Number.isFinite(this.delayLease)) {
-      const eta = message.options.eta
-      if (typeof eta === 'number' && eta - delivery.deliveredAt > this.delayLease) {
-        this.#leaseHeld.push(proxy)
-        this.#scheduleLeaseRenewal()
-        return
-      }
-    }
+    const proxy = proxyFor(message, delivery)
+    if (this.#leases?.hold(proxy, delivery.deliveredAt)) return
     this.#ready.push(proxy)
     this.#arrived.notify()
+  }
+
+  /** What the log entry of an undecodable delivery names it by. */
+  #metaOf(raw: ConsumeMessage): Record<string, unknown> {
+    // The AMQP message-id property (if the producer set one) identifies it in the dead-letter queue.
+    const amqpMessageId: unknown = raw.properties.messageId
+    if (typeof amqpMessageId === 'string') return { amqpMessageId, deliveryTag: raw.fields.deliveryTag }
+    this.#decodeMeta.deliveryTag = raw.fields.deliveryTag
+    return this.#decodeMeta
   }
 
   /** A redelivery of something the worker holds or already finished: join it, don't run it twice. */
@@ -327,8 +289,7 @@ export class RabbitmqConsumer implements Consumer {
     for (const proxy of candidates) {
       if (proxy.body.equals(delivery.raw.content)) {
         this.#removeStale(proxy)
-        proxy.delivery = delivery
-        proxy.redelivered = true
+        rebindProxy(proxy, delivery)
         this.#logger.debug('Re-bound a message the worker holds to its redelivery', { messageId: message.messageId })
         return true
       }
@@ -355,10 +316,6 @@ export class RabbitmqConsumer implements Consumer {
 
   // ---- settling ----
 
-  #isLive(delivery: Delivery): boolean {
-    return delivery.sub.open && delivery.sub.outstanding.get(delivery.raw.fields.deliveryTag) === delivery
-  }
-
   /** Ack, nack (dead-letter) or requeue a live delivery. Never throws. */
   #settleDelivery(delivery: Delivery, action: SettleAction | 'requeue', messageId: string | undefined): void {
     const { sub, raw } = delivery
@@ -381,11 +338,20 @@ export class RabbitmqConsumer implements Consumer {
     this.#host.notifySettled()
   }
 
+  /** `message` as one of this consumer's deliveries; `InvalidArgumentError` for any other. */
+  #own(message: MessageProxy): RabbitmqMessageProxy {
+    if (!(message instanceof RabbitmqMessageProxy) || deliveryOfProxy(message).sub.owner !== this) {
+      throw foreignMessageError('RabbitmqConsumer', this.queueName, message)
+    }
+    return message
+  }
+
   #settle(message: MessageProxy, action: SettleAction): void {
-    const proxy = asRabbitProxy(message)
+    const proxy = this.#own(message)
     this.#handedOut.delete(proxy)
     this.#removeStale(proxy)
-    if (!this.#isLive(proxy.delivery)) {
+    const delivery = deliveryOfProxy(proxy)
+    if (!isLive(delivery)) {
       this.#memory.remember(proxy.messageId, proxy.body, action)
       this.#logger.debug(`Ignoring the ${action} of a delivery from a closed channel; RabbitMQ delivers it again`, {
         messageId: proxy.messageId,
@@ -393,7 +359,7 @@ export class RabbitmqConsumer implements Consumer {
       this.#host.notifySettled()
       return
     }
-    this.#settleDelivery(proxy.delivery, action, proxy.messageId)
+    this.#settleDelivery(delivery, action, proxy.messageId)
   }
 
   async ack(message: MessageProxy): Promise<void> {
@@ -405,80 +371,18 @@ export class RabbitmqConsumer implements Consumer {
   }
 
   async requeue(messages: readonly MessageProxy[]): Promise<void> {
-    for (const message of messages) {
-      const proxy = asRabbitProxy(message)
+    const proxies = messages.map((message) => this.#own(message))
+    for (const proxy of proxies) {
       this.#handedOut.delete(proxy)
       this.#removeStale(proxy)
       // A delivery from a dead channel is back in the queue already.
-      if (this.#isLive(proxy.delivery)) this.#settleDelivery(proxy.delivery, 'requeue', proxy.messageId)
+      const delivery = deliveryOfProxy(proxy)
+      if (isLive(delivery)) this.#settleDelivery(delivery, 'requeue', proxy.messageId)
     }
     this.#host.notifySettled()
   }
 
-  // ---- delay leases (#827) ----
-
-  #scheduleLeaseRenewal(): void {
-    if (this.#leaseTimer || this.#renewing || this.#closed) return
-    const first = this.#leaseHeld[0]
-    if (!first) return
-    const wait = Math.max(0, first.delivery.deliveredAt + this.delayLease - Date.now(), this.#leaseRetryAt - Date.now())
-    this.#leaseTimer = setTimeout(() => {
-      this.#leaseTimer = undefined
-      void this.#renewLeases()
-    }, wait)
-    this.#leaseTimer.unref?.()
-  }
-
-  /** Re-publish every held delayed message whose lease is up, then ack its old delivery. */
-  async #renewLeases(): Promise<void> {
-    this.#renewing = true
-    try {
-      const now = Date.now()
-      const due: RabbitmqMessageProxy[] = []
-      while (this.#leaseHeld.length > 0) {
-        const first = this.#leaseHeld[0] as RabbitmqMessageProxy
-        if (first.delivery.deliveredAt + this.delayLease > now) break
-        this.#leaseHeld.shift()
-        // A delivery whose channel died is back in the queue already.
-        if (this.#isLive(first.delivery)) due.push(first)
-      }
-      if (due.length === 0 || this.#closed) return
-      try {
-        await this.#host.republish(
-          due.map((proxy) => {
-            const priority: unknown = proxy.delivery.raw.properties.priority
-            return {
-              routingKey: this.queueName,
-              canonical: this.#canonical,
-              body: proxy.body,
-              priority: typeof priority === 'number' ? priority : undefined,
-            }
-          }),
-        )
-      } catch (error) {
-        // Keep holding them and try again soon. Should the channel die meanwhile (even by
-        // consumer_timeout), RabbitMQ redelivers them: late at worst, never early or lost.
-        this.#logger.warn(`Could not renew the lease of ${due.length} delayed message(s); retrying`, errorMeta(error))
-        this.#leaseHeld.unshift(...due.filter((p) => this.#isLive(p.delivery)))
-        this.#leaseRetryAt = Date.now() + this.#options.restartDelay
-        return
-      }
-      this.#leaseRetryAt = 0
-      for (const proxy of due) {
-        this.leaseRenewals++
-        this.#logger.debug('Renewed the lease of a delayed message (re-published to the delay queue)', {
-          messageId: proxy.messageId,
-          heldFor: Date.now() - proxy.delivery.deliveredAt,
-          eta: proxy.options.eta,
-        })
-        if (this.#isLive(proxy.delivery)) this.#settleDelivery(proxy.delivery, 'ack', proxy.messageId)
-        else this.#memory.remember(proxy.messageId, proxy.body, 'ack')
-      }
-    } finally {
-      this.#renewing = false
-      this.#scheduleLeaseRenewal()
-    }
-  }
+  // ---- stopping ----
 
   /**
    * Cancel the subscription (`basic.cancel`) and requeue every delivery not handed to the worker
@@ -489,8 +393,7 @@ export class RabbitmqConsumer implements Consumer {
     if (this.#closed || !this.#receiving) return
     this.#receiving = false
     this.#arrived.notify()
-    if (this.#leaseTimer) clearTimeout(this.#leaseTimer)
-    this.#leaseTimer = undefined
+    const leaseHeld = this.#leases?.stop() ?? []
     const sub = this.#sub
     if (sub?.open && sub.consumerTag !== undefined) {
       try {
@@ -500,11 +403,11 @@ export class RabbitmqConsumer implements Consumer {
         this.#logger.debug(`Could not cancel the consumer of ${this.queueName}`, errorMeta(error))
       }
     }
-    const held = [...this.#ready, ...this.#leaseHeld]
+    const held = [...this.#ready, ...leaseHeld, ...(this.#leases?.stop() ?? [])]
     this.#ready = []
-    this.#leaseHeld = []
     for (const proxy of held) {
-      if (this.#isLive(proxy.delivery)) this.#settleDelivery(proxy.delivery, 'requeue', proxy.messageId)
+      const delivery = deliveryOfProxy(proxy)
+      if (isLive(delivery)) this.#settleDelivery(delivery, 'requeue', proxy.messageId)
     }
     if (held.length > 0) this.#host.notifySettled()
   }
@@ -514,8 +417,7 @@ export class RabbitmqConsumer implements Consumer {
     this.#closed = true
     this.#closing.abort()
     this.#arrived.notify()
-    if (this.#leaseTimer) clearTimeout(this.#leaseTimer)
-    this.#leaseTimer = undefined
+    this.#leases?.stop()
     const sub = this.#sub
     if (sub?.open) {
       // Closing the channel returns every unacknowledged delivery to its queue.
@@ -524,14 +426,7 @@ export class RabbitmqConsumer implements Consumer {
     }
     await this.#loop?.catch(() => undefined)
     this.#ready = []
-    this.#leaseHeld = []
+    this.#leases?.stop()
     this.#host.consumerClosed(this)
   }
-}
-
-function asRabbitProxy(message: MessageProxy): RabbitmqMessageProxy {
-  if (!(message instanceof RabbitmqMessageProxy)) {
-    throw new TypeError('This message was not delivered by a RabbitmqConsumer')
-  }
-  return message
 }

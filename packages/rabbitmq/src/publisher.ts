@@ -1,4 +1,5 @@
 import { BrokerError, ConnectionClosedError, ErrorCode, errorMeta, sleep, type Logger, type TqError } from '@tq/core'
+import { OutageLog, computeBackoff } from '@tq/core/adapter'
 import type { Channel, ConfirmChannel, Message as AmqpMessage } from 'amqplib'
 import { classifyAmqpError } from './classify-error.ts'
 import type { ManagedConnection } from './connection.ts'
@@ -55,6 +56,7 @@ interface ChannelInternals {
  */
 export class Publisher {
   readonly #options: PublisherOptions
+  readonly #outage: OutageLog
   #channel: Promise<Channel> | undefined
   readonly #pending = new Map<Channel, Set<Pending>>()
   /** Messages being published, by canonical queue (for `join`). */
@@ -62,6 +64,7 @@ export class Publisher {
 
   constructor(options: PublisherOptions) {
     this.#options = options
+    this.#outage = new OutageLog(options.logger)
     options.connection.onClose(() => {
       this.#channel = undefined
     })
@@ -87,7 +90,7 @@ export class Publisher {
   }
 
   async #publishWithRetries(items: readonly PublishItem[]): Promise<void> {
-    const { attempts, logger } = this.#options
+    const { attempts } = this.#options
     let remaining = items
     let lastError: TqError | undefined
     for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -95,7 +98,10 @@ export class Publisher {
         const channel = await this.#getChannel()
         for (const canonical of new Set(remaining.map((i) => i.canonical))) await this.#options.declare(canonical)
         const failed = await this.#publishOnce(channel, remaining)
-        if (failed.length === 0) return
+        if (failed.length === 0) {
+          this.#outage.recovered('Publishing to RabbitMQ again')
+          return
+        }
         remaining = failed.map((f) => f.item)
         lastError = classifyAmqpError(failed[0]?.error)
         if (!lastError.retryable) throw lastError
@@ -103,16 +109,13 @@ export class Publisher {
         lastError = classifyAmqpError(error)
         if (!lastError.retryable) throw lastError
       }
-      if (this.#options.connection.closed)
-        throw new ConnectionClosedError('The RabbitMQ broker is closed', { cause: lastError })
+      if (this.#options.connection.closed) throw this.#options.connection.closedError()
       if (attempt < attempts) {
-        logger.warn(
+        this.#outage.failed(
           `Publishing ${remaining.length} message(s) failed; trying again (attempt ${attempt + 1} of ${attempts})`,
           errorMeta(lastError),
         )
-        if (attempt > 1 || !this.#options.connection.isOpen) {
-          await sleep(Math.min(this.#options.maxRetryDelay, this.#options.retryDelay * 2 ** (attempt - 1)))
-        }
+        if (attempt > 1 || !this.#options.connection.isOpen) await sleep(this.#retryDelay(attempt))
       }
     }
     throw new ConnectionClosedError(
@@ -122,6 +125,12 @@ export class Publisher {
         cause: lastError,
       },
     )
+  }
+
+  /** The wait before attempt `attempt + 1`: `retryDelay`, doubling per attempt up to `maxRetryDelay`. */
+  #retryDelay(attempt: number): number {
+    const { retryDelay, maxRetryDelay } = this.#options
+    return computeBackoff(attempt - 1, { factor: retryDelay, maxBackoff: maxRetryDelay, jitter: false })
   }
 
   #getChannel(): Promise<Channel> {

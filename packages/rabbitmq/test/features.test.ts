@@ -9,6 +9,7 @@ import {
   dqName,
   registerBroker,
   xqName,
+  type MessageProxy,
 } from '@tq/core'
 import { Ledger, uniqueQueueName, waitFor } from '@tq/core/testing'
 import { RabbitmqBroker, brokerPlugin, type RabbitmqBrokerOptions } from '../src/index.ts'
@@ -127,5 +128,20 @@ describe('RabbitmqBroker', () => {
     expect(await consumer.receive()).toEqual([])
     await consumer.close()
     expect(broker.getDeclaredQueues().has(q)).toBe(true)
+  })
+
+  it('refuses to settle a delivery through a consumer that did not deliver it', async () => {
+    const q = queue('foreign')
+    const broker = newBroker()
+    const rec = actor('rec', () => undefined, { broker, queueName: q })
+    await rec.send()
+    const first = broker.consume(q, { prefetch: 1, timeout: 2000 })
+    const other = broker.consume(q, { prefetch: 1, timeout: 50 })
+    const [held] = await first.receive()
+    await expect(other.ack(held as MessageProxy)).rejects.toThrow(InvalidArgumentError)
+    await expect(other.requeue([held as MessageProxy])).rejects.toThrow(InvalidArgumentError)
+    await first.ack(held as MessageProxy)
+    await Promise.all([first.close(), other.close()])
+    expect(await raw.messageCount(q)).toBe(0)
   })
 })
