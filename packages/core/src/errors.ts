@@ -166,8 +166,8 @@ export class ConnectionClosedError extends BrokerConnectionError {
  */
 export class BrokerClosedError extends ConnectionClosedError {
   static override readonly codes: readonly ErrorCode[] = [ErrorCode.BROKER_CLOSED]
-  constructor(brokerName: string) {
-    super(`This ${brokerName} is closed`, { retryable: false }, ErrorCode.BROKER_CLOSED)
+  constructor(brokerName: string, options: { cause?: unknown } = {}) {
+    super(`This ${brokerName} is closed`, { ...options, retryable: false }, ErrorCode.BROKER_CLOSED)
   }
 }
 
