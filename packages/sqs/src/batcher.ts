@@ -1,4 +1,5 @@
 import { errorMeta, sleep, type Logger, type TqError } from '@tq/core'
+import { computeBackoff } from '@tq/core/adapter'
 
 /** The outcome of one entry of a batch call: done, or failed (retryable or not). */
 export type EntryResult = { ok: true } | { ok: false; error: TqError }
@@ -95,7 +96,9 @@ export class Batcher<T> {
       else p.reject(result.error)
     })
     if (retry.length > 0) {
-      const wait = this.#retryDelay * 2 ** ((retry[0] as Pending<T>).attempts - 1)
+      // retryDelay, doubled for each earlier attempt of the first entry to retry.
+      const attempts = (retry[0] as Pending<T>).attempts - 1
+      const wait = computeBackoff(attempts, { factor: this.#retryDelay, jitter: false, maxBackoff: Infinity })
       this.#logger.warn(`Retrying ${retry.length} ${this.#what} entr${retry.length === 1 ? 'y' : 'ies'} in ${wait} ms`)
       await sleep(wait)
       for (const p of retry) this.#enqueue(p)

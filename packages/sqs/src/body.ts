@@ -70,3 +70,24 @@ export function sqsMessageSize(body: string, attributes: Record<string, MessageA
   }
   return size
 }
+
+/** Message attributes as SendMessage takes them (received ones carry list fields SQS rejects). */
+export function sendableAttributes(
+  attributes: Record<string, MessageAttributeValue> | undefined,
+): Record<string, MessageAttributeValue> | undefined {
+  if (!attributes) return undefined
+  const out: Record<string, MessageAttributeValue> = {}
+  for (const [name, value] of Object.entries(attributes)) {
+    const clean: MessageAttributeValue = { DataType: value.DataType }
+    if (value.StringValue !== undefined) clean.StringValue = value.StringValue
+    if (value.BinaryValue !== undefined) clean.BinaryValue = value.BinaryValue
+    out[name] = clean
+  }
+  return Object.keys(out).length > 0 ? out : undefined
+}
+
+/** A received message's body and attributes as SendMessage takes them, to send it on unchanged. */
+export function resendableBody(message: Pick<SqsMessage, 'Body' | 'MessageAttributes'>): SqsBody {
+  const attributes = sendableAttributes(message.MessageAttributes)
+  return attributes ? { body: message.Body ?? '', attributes } : { body: message.Body ?? '' }
+}

@@ -1,3 +1,4 @@
+import type { BatchResultErrorEntry } from '@aws-sdk/client-sqs'
 import {
   BrokerConnectionError,
   BrokerError,
@@ -7,20 +8,20 @@ import {
   ErrorCode,
   TqError,
 } from '@tq/core'
+import { CONNECTION_CLOSED_CODES, CONNECT_FAILED_CODES } from '@tq/core/adapter'
 
-/** Socket error codes that mean a connection could not be made. */
-const FAILED_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL'])
-/** Socket error codes (and SDK error names) that mean a request was cut off in flight. */
-const CLOSED_CODES = new Set([
-  'ECONNRESET',
-  'EPIPE',
-  'ECONNABORTED',
+/**
+ * Socket codes beyond the kit's, and SDK error names, that mean an SQS request was cut off in
+ * flight. `ETIMEDOUT` is here too: the kit reads it as a connect that failed, but under the SDK
+ * it is a request that timed out, maybe after SQS took it.
+ */
+const CUT_OFF_CODES = new Set([
   'ETIMEDOUT',
   'ESOCKETTIMEDOUT',
   'ERR_STREAM_PREMATURE_CLOSE',
   'ERR_SOCKET_CONNECTION_TIMEOUT',
 ])
-const CLOSED_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'NetworkingError'])
+const CUT_OFF_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'NetworkingError'])
 /** SQS and AWS error codes that ask the caller to slow down and try again. */
 const THROTTLING = new Set([
   'RequestThrottled',
@@ -107,10 +108,14 @@ export function classifySqsError(error: unknown): TqError {
   const options = { cause: error }
   const what = code && code !== message ? `${code}: ${message}` : message
 
-  if (typeof rawCode === 'string' && FAILED_CODES.has(rawCode)) {
+  const socketCode = typeof rawCode === 'string' ? rawCode : ''
+  if (CUT_OFF_CODES.has(socketCode)) {
+    return new ConnectionClosedError(`SQS request was cut off: ${message}`, options)
+  }
+  if (CONNECT_FAILED_CODES.has(socketCode)) {
     return new ConnectionFailedError(`Could not connect to SQS: ${message}`, options)
   }
-  if ((typeof rawCode === 'string' && CLOSED_CODES.has(rawCode)) || CLOSED_NAMES.has(code)) {
+  if (CONNECTION_CLOSED_CODES.has(socketCode) || CUT_OFF_NAMES.has(code)) {
     return new ConnectionClosedError(`SQS request was cut off: ${message}`, options)
   }
   if (/socket hang up|ECONNRESET|other side closed|network socket disconnected/i.test(message)) {
@@ -150,4 +155,18 @@ export function classifySqsError(error: unknown): TqError {
     ...options,
     retryable: meta.$retryable !== undefined && meta.$retryable !== false,
   })
+}
+
+/**
+ * The error of one failed entry of a batch call (`SendMessageBatch`, `DeleteMessageBatch`, …),
+ * classified as the same failure of a single call would be: its `Code` as the error name, a
+ * server fault unless SQS blames the sender.
+ */
+export function batchEntryError(entry: BatchResultErrorEntry | undefined, message: string): TqError {
+  return classifySqsError(
+    Object.assign(new Error(message), {
+      name: entry?.Code ?? 'Error',
+      $fault: entry?.SenderFault ? 'client' : 'server',
+    }),
+  )
 }

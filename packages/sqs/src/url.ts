@@ -1,5 +1,5 @@
 import { ConfigurationError, redactUrl } from '@tq/core'
-import type { SqsBrokerOptions } from './sqs-broker.ts'
+import type { SqsBrokerOptions } from './options.ts'
 
 /** An AWS region name: `us-east-1`, `eu-central-2`, `us-gov-west-1`, `ap-southeast-4`, `cn-north-1`. */
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/
