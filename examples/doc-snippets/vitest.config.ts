@@ -1,5 +1,6 @@
 import { defineProject } from 'vitest/config'
 
 export default defineProject({
-  test: { name: 'doc-snippets', include: ['test/**/*.test.ts'], testTimeout: 120_000 },
+  // maxConcurrency: how many doc examples run-snippets.test.ts runs at once (each in its own process).
+  test: { name: 'doc-snippets', include: ['test/**/*.test.ts'], testTimeout: 120_000, maxConcurrency: 6 },
 })

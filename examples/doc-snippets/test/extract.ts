@@ -27,6 +27,8 @@ export interface Snippet {
   /** Markdown line of each source line (1-based). */
   lines: number[]
   file: string
+  /** False when a block of it is marked `ts norun`: type-checked, not executed. */
+  run: boolean
 }
 
 export function extract(file: string): Snippet[] {
@@ -55,11 +57,13 @@ export function extract(file: string): Snippet[] {
     i = j
     if (flags.includes('fragment')) continue
     const previous = snippets.at(-1)
+    const run = !/\bnorun\b/.test(flags)
     if (flags.includes('continue') && previous) {
       previous.source += `\n${body.join('\n')}`
       previous.lines.push(...at)
+      previous.run &&= run
     } else {
-      snippets.push({ source: body.join('\n'), lines: at, file })
+      snippets.push({ source: body.join('\n'), lines: at, file, run })
     }
   }
   return snippets

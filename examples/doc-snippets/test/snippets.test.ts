@@ -2,8 +2,13 @@
 // - ```ts fragment: left out (deliberately incomplete).
 // - ```ts continue: appended to the block before it in the same file (one module), so a page
 //   can build an example up step by step.
-// - <!-- prelude: declare function fetchReport(): Promise<void> --> on the line before a fence:
-//   hidden lines prepended to that block (declarations the prose takes for granted).
+// - ```ts norun: compiled here but not run by run-snippets.test.ts, which runs every other block
+//   as a program of its own. Only for a block that cannot run alone (an excerpt of a larger
+//   program, one that needs a Python peer or a collector), never to hide a broken example; on a
+//   `continue` block it applies to the whole module.
+// - <!-- prelude: async function fetchReport(): Promise<void> {} --> on the line before a fence:
+//   hidden lines prepended to that block (what the prose takes for granted). They run too, so
+//   define what the block calls rather than `declare` it.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
