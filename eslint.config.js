@@ -30,6 +30,7 @@ export default defineConfig(
           // Config files belong to no tsconfig; type-check them with the base options.
           allowDefaultProject: [
             '*.config.ts',
+            'vitest.tier.ts',
             'packages/*/vitest.config.ts',
             'examples/*/vitest.config.ts',
             'benchmarks/vitest.config.ts',

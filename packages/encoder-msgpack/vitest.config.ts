@@ -1,10 +1,11 @@
 import { defineProject } from 'vitest/config'
+import { testFiles } from '../../vitest.tier.ts'
 
 export default defineProject({
   resolve: { conditions: ['@tq/source'] },
   ssr: { resolve: { conditions: ['@tq/source'] } },
   test: {
     name: 'encoder-msgpack',
-    include: ['test/**/*.test.ts'],
+    include: testFiles(),
   },
 })
