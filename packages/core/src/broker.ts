@@ -75,7 +75,12 @@ export interface QueueCounts {
   dead: number
 }
 
-export abstract class Broker {
+/**
+ * The base of every broker: the actor registry, the middleware list and hook emission, queue
+ * declaration, and the enqueue, consume and close templates. A broker implements the transport
+ * steps (`transmit`, `openConsumer`, `closeTransport`); `C` is the type of its consumers.
+ */
+export abstract class Broker<C extends Consumer = Consumer> {
   readonly actors: Map<string, AnyActor> = new Map()
   readonly middleware: Middleware[] = []
   /** Every actor option some registered middleware understands. */
@@ -334,7 +339,7 @@ export abstract class Broker {
    * a closed broker throws `BrokerClosedError`. The transport's consumer comes from
    * `openConsumer`.
    */
-  consume(queueName: string, options: ConsumeOptions = {}): Consumer {
+  consume(queueName: string, options: ConsumeOptions = {}): C {
     validateQueueName(queueName)
     if (queueName.endsWith('.XQ')) {
       throw new InvalidArgumentError(`${queueName} is a dead-letter queue: it is not consumed`)
@@ -344,7 +349,7 @@ export abstract class Broker {
   }
 
   /** Consume step: the transport's consumer of a queue `consume()` checked. */
-  protected openConsumer(_queueName: string, _options: ConsumeOptions): Consumer {
+  protected openConsumer(_queueName: string, _options: ConsumeOptions): C {
     throw new TqError(`${this.constructor.name} does not implement openConsumer()`)
   }
 

@@ -46,8 +46,3 @@ export interface Consumer {
    */
   stopReceiving?(): Promise<void>
 }
-
-/**
- * The base of every broker: the actor registry, the middleware list and hook emission, and
- * queue declaration. Transport lives in the subclasses.
- */

@@ -15,7 +15,6 @@ import {
   validateQueueName,
   type BrokerPlugin,
   type ConsumeOptions,
-  type Consumer,
   type Message,
   type OutgoingMessage,
   type QueueCounts,
@@ -52,7 +51,7 @@ const toBuffer = (bytes: Uint8Array): Buffer =>
  * Its parts: two `ManagedConnection`s (publishing, consuming), the `Publisher`, the
  * `QueueAdmin` (declaring, counting, purging) and one `RabbitmqConsumer` per `consume()`.
  */
-export class RabbitmqBroker extends Broker {
+export class RabbitmqBroker extends Broker<RabbitmqConsumer> {
   readonly urls: readonly string[]
   readonly confirmDelivery: boolean
   readonly maxPriority: number | undefined
@@ -197,7 +196,7 @@ export class RabbitmqBroker extends Broker {
   // ---- consuming ----
 
   /** A `RabbitmqConsumer` of `q` or `q.DQ` (declaring the queue). */
-  protected override openConsumer(queueName: string, options: ConsumeOptions): Consumer {
+  protected override openConsumer(queueName: string, options: ConsumeOptions): RabbitmqConsumer {
     this.declareQueue(qName(queueName))
     const consumer = new RabbitmqConsumer(this.#host, queueName, {
       prefetch: Math.min(65535, Math.max(1, Math.floor(options.prefetch ?? this.defaultPrefetch))),

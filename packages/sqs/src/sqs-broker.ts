@@ -38,7 +38,7 @@ import { parseSqsUrl } from './url.ts'
  * Not provided by SQS, so not here: priorities between messages (use a queue per priority),
  * exact counts (`join` polls approximate ones), FIFO ordering.
  */
-export class SqsBroker extends Broker {
+export class SqsBroker extends Broker<SqsConsumer> {
   readonly client: SQSClient
   readonly queuePrefix: string
   readonly visibilityTimeout: number
