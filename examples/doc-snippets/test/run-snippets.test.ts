@@ -48,9 +48,8 @@ function reachable(service: string, port: number): Promise<void> {
 }
 
 /**
- * fauxqs on 127.0.0.1 and an OS-chosen port, in a child process. It runs from packages/sqs, which
- * has fauxqs as a dev dependency (as its tests do, it builds the app rather than use the CLI,
- * which binds 0.0.0.0). The child exits when its stdin closes, so it never outlives this file.
+ * fauxqs (a dev dependency) on 127.0.0.1 and an OS-chosen port, in a child process (as the SQS
+ * tests do, it builds the app rather than use the CLI, which binds 0.0.0.0). The child exits when its stdin closes, so it never outlives this file.
  */
 async function startFauxqs(): Promise<{ endpoint: string; child: ChildProcess }> {
   // Queue URLs name the host the request went to (127.0.0.1:<port>), not fauxqs's default
@@ -66,7 +65,7 @@ async function startFauxqs(): Promise<{ endpoint: string; child: ChildProcess }>
     process.stdin.resume().on('end', () => app.close().then(() => process.exit(0)))
   `
   const child = spawn(process.execPath, ['--input-type=module', '--eval', program], {
-    cwd: join(root, 'packages/sqs'),
+    cwd: join(here, '..'),
     stdio: ['pipe', 'pipe', 'inherit'],
     env: { ...process.env, NODE_OPTIONS: '' },
   })

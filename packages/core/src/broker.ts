@@ -90,6 +90,7 @@ export abstract class Broker<C extends Consumer = Consumer> {
   protected readonly queues: Set<string> = new Set()
   protected readonly delayQueues: Set<string> = new Set()
   #hookCache = new Map<HookName, Middleware[]>()
+  #closed = false
   #closing: Promise<void> | undefined
 
   constructor(options: BrokerOptions = {}) {
@@ -380,12 +381,12 @@ export abstract class Broker<C extends Consumer = Consumer> {
 
   /** Whether `close()` was called. */
   get closed(): boolean {
-    return this.#closing !== undefined
+    return this.#closed
   }
 
   /** Throw `BrokerClosedError` once `close()` was called. */
   protected assertOpen(): void {
-    if (this.#closing !== undefined) throw new BrokerClosedError(this.constructor.name)
+    if (this.#closed) throw new BrokerClosedError(this.constructor.name)
   }
 
   /** Drop every message in a queue and its delay queue. */
@@ -408,7 +409,10 @@ export abstract class Broker<C extends Consumer = Consumer> {
    * waits for the first call. The transport's part is `closeTransport`.
    */
   close(): Promise<void> {
-    this.#closing ??= this.closeTransport()
+    if (this.#closing) return this.#closing
+    // Closed before the transport's first line runs: it may check `closed`, enqueues fail now.
+    this.#closed = true
+    this.#closing = this.closeTransport()
     return this.#closing
   }
 

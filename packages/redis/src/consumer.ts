@@ -1,49 +1,50 @@
 import {
-  DecodeError,
   Message,
-  MessageProxy,
   Notifier,
-  TqError,
-  errorMeta,
   qName,
   sleep,
-  xqName,
+  errorMeta,
   type Consumer,
+  type Encoder,
+  type Logger,
+  type MessageProxy,
   type ReceiveOptions,
+  type TqError,
 } from '@tq/core'
-import { randomUUID } from 'node:crypto'
+import { Backoff, SignalCombiner, decodeOrReport, foreignMessageError } from '@tq/core/adapter'
 import { classifyRedisError } from './classify-error.ts'
-import type { RedisBroker } from './redis-broker.ts'
+import type { FetchGate, HeldIds } from './fetch-gate.ts'
+import type { Heartbeat } from './heartbeat.ts'
+import type { QueueKeys, RedisKeys } from './keys.ts'
+import { RedisMessageProxy, idKey, isDeliveryOf, redisMessageId, withNewRedisId } from './message-proxy.ts'
+import type { RunScript } from './scripts.ts'
+import { BATCH, SettleBatcher } from './settle-batcher.ts'
+import type { WakeState, Wakeups } from './wakeups.ts'
 
-/** A delivery from Redis: the message plus the id it has in the queue's list and hash. */
-export class RedisMessageProxy<R = unknown> extends MessageProxy<R> {
-  /** The id in `<ns>:<queue>` / `<ns>:<queue>.msgs` (normally equal to `options.redisMessageId`). */
-  readonly redisId: Buffer
-  /** @internal */
-  readonly consumer: RedisConsumer
-
-  constructor(message: Message<R>, redisId: Buffer, consumer: RedisConsumer) {
-    super(message)
-    this.redisId = redisId
-    this.consumer = consumer
-  }
+/** What a consumer needs of its broker. */
+export interface ConsumerHost {
+  /** The broker's encoder now (it may be the global one, which can change). */
+  encoder(): Encoder
+  readonly logger: Logger
+  readonly keys: RedisKeys
+  /** Milliseconds between fetches of an idle consumer. */
+  readonly pollInterval: number
+  /** Run a script (with the heartbeat arguments; errors classified). */
+  readonly run: RunScript
+  readonly gate: FetchGate
+  readonly heartbeat: Heartbeat
+  readonly wakeups: Wakeups
+  /** A consumer settled something: `join()` looks again. */
+  settled(): void
+  /** A consumer closed (its fetches landed). */
+  consumerClosed(consumer: RedisConsumer): void
 }
 
-interface PendingOp {
-  readonly id: Buffer
-  readonly key: string
-  resolve(): void
-  reject(error: unknown): void
-}
-
-/** Ids per script call. */
-const BATCH = 1000
 /** Pause after a failed fetch (doubles up to 1 s while the connection stays down). */
 const FIRST_RETRY_DELAY = 50
+const MAX_RETRY_DELAY = 1000
 /** Fetches of one consumer in flight at once. */
 const PIPELINE = 2
-
-const idKey = (id: Buffer): string => id.toString('latin1')
 
 /**
  * Consumes one queue (`q` or `q.DQ`) for one worker. Fetches as many messages as there are
@@ -53,11 +54,11 @@ const idKey = (id: Buffer): string => id.toString('latin1')
  */
 export class RedisConsumer implements Consumer {
   readonly queueName: string
-  readonly #broker: RedisBroker
+  readonly #host: ConsumerHost
   readonly #prefetch: number
   readonly #timeout: number
-  /** Ids fetched and not yet confirmed settled in Redis, by `idKey` (reconcile leaves these alone). */
-  readonly #held = new Map<string, Buffer>()
+  /** Ids fetched and not yet confirmed settled in Redis (reconcile leaves these alone). */
+  readonly #held: HeldIds
   /** Ids delivered and not yet acked, nacked or requeued by the worker: what prefetch counts. */
   readonly #unsettled = new Set<string>()
   /** A slot freed, or a fetch landed. */
@@ -75,32 +76,29 @@ export class RedisConsumer implements Consumer {
   #emptyGeneration = -1
   #emptyAt = 0
   readonly #closing = new AbortController()
-  readonly #wake: { generation: number; readonly notifier: Notifier }
-  #acks: PendingOp[] = []
-  #nacks: PendingOp[] = []
-  #flushScheduled = false
-  #flushDeferred = false
-  #flushing: Promise<void> | undefined
+  readonly #signals = new SignalCombiner(this.#closing.signal)
+  readonly #retry = new Backoff({ initial: FIRST_RETRY_DELAY, max: MAX_RETRY_DELAY })
+  readonly #wake: WakeState
+  readonly #settles: SettleBatcher
   #closed = false
-  #retryDelay = FIRST_RETRY_DELAY
-  readonly #keys: { queue: string; msgs: string; acks: string; xq: string; xqMsgs: string; channel: string }
+  readonly #keys: QueueKeys
 
-  constructor(broker: RedisBroker, queueName: string, options: { prefetch: number; timeout: number }) {
-    this.#broker = broker
+  constructor(host: ConsumerHost, queueName: string, held: HeldIds, options: { prefetch: number; timeout: number }) {
+    this.#host = host
     this.queueName = queueName
+    this.#held = held
     this.#prefetch = Math.max(1, options.prefetch)
     this.#pipelineMin = Math.max(1, Math.floor(this.#prefetch / 4))
     this.#timeout = options.timeout
-    const xq = xqName(qName(queueName))
-    this.#keys = {
-      queue: broker.key(queueName),
-      msgs: broker.key(`${queueName}.msgs`),
-      acks: broker.acksKey(queueName),
-      xq: broker.key(xq),
-      xqMsgs: broker.key(`${xq}.msgs`),
-      channel: broker.wakeups ? broker.wakeupChannel(queueName) : '',
-    }
-    this.#wake = broker.subscribeWakeups(queueName)
+    this.#keys = host.keys.queueKeys(queueName)
+    this.#settles = new SettleBatcher({
+      keys: this.#keys,
+      run: host.run,
+      held,
+      fetchWillCarry: () => this.#fetching > 0 && !this.#closed,
+      settled: () => host.settled(),
+    })
+    this.#wake = host.wakeups.subscribe(queueName)
   }
 
   /** Messages delivered and not yet acked, nacked or requeued. */
@@ -113,34 +111,10 @@ export class RedisConsumer implements Consumer {
     return this.#closed
   }
 
-  /** @internal How many fetched ids Redis has not yet seen settled. */
-  get heldCount(): number {
-    return this.#held.size
-  }
-
-  /** @internal Ids this consumer fetched and Redis has not yet seen settled. */
-  heldIds(): IterableIterator<Buffer> {
-    return this.#held.values()
-  }
-
-  // The worker passes the same signal to every receive(): combine it with ours once. A fresh
-  // AbortSignal.any() per call leaks on Node 20 (a long-lived signal never drops its dependants,
-  // nodejs/node#55351), which grew a worker's memory by tens of MB per million messages.
-  #callerSignal: AbortSignal | undefined
-  #combinedSignal: AbortSignal | undefined
-
-  #receiveSignal(caller: AbortSignal | undefined): AbortSignal {
-    if (!caller) return this.#closing.signal
-    if (caller !== this.#callerSignal || !this.#combinedSignal) {
-      this.#callerSignal = caller
-      this.#combinedSignal = AbortSignal.any([caller, this.#closing.signal])
-    }
-    return this.#combinedSignal
-  }
-
   async receive(options: ReceiveOptions = {}): Promise<MessageProxy[]> {
     const deadline = Date.now() + this.#timeout
-    const signal = this.#receiveSignal(options.signal)
+    // The worker passes the same signal to every receive(): combined with ours once.
+    const signal = this.#signals.with(options.signal)
     for (;;) {
       if (this.#closed || signal.aborted) return []
       if (this.#ready.length > 0) {
@@ -154,12 +128,11 @@ export class RedisConsumer implements Consumer {
         const error = this.#fetchError
         this.#fetchError = undefined
         if (!error.retryable) throw error
-        this.#broker.connectionLost(this.queueName)
-        this.#broker.logger.debug('Fetch failed; retrying', { queue: this.queueName, ...errorMeta(error) })
+        this.#host.gate.connectionLost(this.queueName)
+        this.#host.logger.debug('Fetch failed; retrying', { queue: this.queueName, ...errorMeta(error) })
         const remaining = deadline - Date.now()
         if (remaining <= 0) return []
-        await sleep(Math.min(remaining, this.#retryDelay), signal)
-        this.#retryDelay = Math.min(1000, this.#retryDelay * 2)
+        await sleep(Math.min(remaining, this.#retry.next()), signal)
         continue
       }
       this.#readAhead()
@@ -172,7 +145,7 @@ export class RedisConsumer implements Consumer {
       }
       // Nothing in flight and room to fetch: the queue was empty. Wait for a wake-up (published
       // by tq producers) or the poll interval, then fetch again.
-      const idle = this.#emptyAt + this.#broker.pollInterval - Date.now()
+      const idle = this.#emptyAt + this.#host.pollInterval - Date.now()
       if (idle > 0) await this.#wake.notifier.wait(Math.min(remaining, idle), signal)
       this.#emptyGeneration = -1
     }
@@ -202,29 +175,33 @@ export class RedisConsumer implements Consumer {
     const generation = this.#wake.generation
     this.#fetching++
     this.#requested += count
-    // Not abortable: a fetch that reached Redis must hand its messages to someone.
-    const done = this.#fetch(count).then(
-      async (batch) => {
-        this.#retryDelay = FIRST_RETRY_DELAY
-        if (this.#closed) {
-          await this.requeue(batch)
-          return
-        }
-        if (batch.length > 0) {
-          for (const proxy of batch) this.#ready.push(proxy)
-        } else if (this.#wake.generation === generation) {
-          // Empty, and no wake-up arrived since the fetch was sent: wait for one.
-          this.#emptyGeneration = generation
-          this.#emptyAt = Date.now()
-        }
-      },
-      (error: unknown) => {
-        this.#fetchError = classifyRedisError(error)
-      },
-    )
+    // Not abortable: a fetch that reached Redis must hand its messages to someone. A reconcile
+    // of the queue (after a lost connection) waits, in the gate, until no fetch of it by this
+    // broker is in flight, so it sees every id its consumers hold and no reply on its way.
+    const done = this.#host.gate
+      .fetch(this.queueName, () => this.#fetch(count))
+      .then(
+        async (batch) => {
+          this.#retry.reset()
+          if (this.#closed) {
+            await this.requeue(batch)
+            return
+          }
+          if (batch.length > 0) {
+            for (const proxy of batch) this.#ready.push(proxy)
+          } else if (this.#wake.generation === generation) {
+            // Empty, and no wake-up arrived since the fetch was sent: wait for one.
+            this.#emptyGeneration = generation
+            this.#emptyAt = Date.now()
+          }
+        },
+        (error: unknown) => {
+          this.#fetchError = classifyRedisError(error)
+        },
+      )
     const settled = done
       .catch((error: unknown) => {
-        this.#broker.logger.warn('Could not requeue messages fetched after close; they stay in flight', {
+        this.#host.logger.warn('Could not requeue messages fetched after close; they stay in flight', {
           queue: this.queueName,
           ...errorMeta(error),
         })
@@ -234,79 +211,62 @@ export class RedisConsumer implements Consumer {
         this.#requested -= count
         this.#inFlight.delete(settled)
         this.#changed.notify()
-        if (this.#flushDeferred) {
-          this.#flushDeferred = false
-          if (this.#acks.length > 0) this.#scheduleFlush()
-        }
+        this.#settles.fetchLanded()
       })
     this.#inFlight.add(settled)
   }
 
-  /**
-   * One fetch. A reconcile of the queue (after a lost connection) waits until no fetch of it by
-   * this broker is in flight, so it sees every id its consumers hold and no reply on its way.
-   */
-  #fetch(count: number): Promise<RedisMessageProxy[]> {
-    return this.#broker.sharedFetch(this.queueName, () => this.#fetchNow(count))
-  }
-
-  async #fetchNow(count: number): Promise<RedisMessageProxy[]> {
-    const broker = this.#broker
+  async #fetch(count: number): Promise<RedisMessageProxy[]> {
+    const host = this.#host
     const keys = this.#keys
-    // Any pending reconcile already ran in `sharedFetch`, with no other fetch in flight.
+    // Any pending reconcile already ran in the gate, with no other fetch in flight.
     // Maintenance and fetch are written back to back: one round trip.
-    const maintenance = broker.rollMaintenance()
-      ? broker.maintain(this.queueName).catch((error: unknown) => {
-          broker.logger.warn('Redis maintenance failed', { queue: this.queueName, ...errorMeta(error) })
-        })
-      : undefined
+    const maintenance = host.heartbeat.roll() ? host.heartbeat.maintainQuietly(this.queueName) : undefined
     // Acks waiting for their flush ride on this fetch (one script call instead of two).
-    const acks = this.#acks.splice(0, BATCH)
-    const call = broker.run(
+    const acks = this.#settles.take()
+    const call = host.run(
       'fetch',
       [keys.queue, keys.msgs, keys.acks],
       acks.length === 0 ? [count] : [count, ...acks.map((op) => op.id)],
       true,
     )
-    const settling = acks.length === 0 ? undefined : this.#settle(acks, call)
+    const settling = acks.length === 0 ? undefined : this.#settles.settle(acks, call)
     const reply = (await call) as Array<Buffer | null>
     await settling
     await maintenance
     const out: RedisMessageProxy[] = []
     const undecodable: RedisMessageProxy[] = []
+    const encoder = host.encoder()
+    // What an undecodable message is logged with; the id is only turned into a string then.
+    let current: Buffer | undefined
+    const meta = {
+      queue: this.queueName,
+      get redisMessageId() {
+        return current?.toString()
+      },
+    }
     for (let i = 0; i < reply.length; i += 2) {
       const id = reply[i] as Buffer
       const body = reply[i + 1]
       if (!body) {
         // Dramatiq #266: an id without a payload (the script already dropped it from the ack set).
-        broker.logger.warn('Dropped a message id with no payload in Redis', {
+        host.logger.warn('Dropped a message id with no payload in Redis', {
           queue: this.queueName,
           redisMessageId: id.toString(),
         })
         continue
       }
       const key = idKey(id)
-      this.#held.set(key, id)
+      this.#held.ids.set(key, id)
       this.#unsettled.add(key)
-      let message: Message
-      try {
-        message = Message.decode(body, broker.encoder)
-      } catch (error) {
-        const reason = error instanceof DecodeError ? error.message : String(error)
-        broker.logger.error('Dead-lettering an undecodable message', {
-          queue: this.queueName,
-          redisMessageId: id.toString(),
-          reason,
-          ...errorMeta(error),
-        })
-        undecodable.push(new RedisMessageProxy(new Message({ queueName: this.queueName, actorName: '' }), id, this))
-        continue
-      }
-      out.push(new RedisMessageProxy(message, id, this))
+      current = id
+      const decoded = decodeOrReport(body, encoder, host.logger, meta)
+      if (decoded.ok) out.push(new RedisMessageProxy(decoded.message, id, this))
+      else undecodable.push(new RedisMessageProxy(new Message({ queueName: this.queueName, actorName: '' }), id, this))
     }
     for (const proxy of undecodable) {
       this.nack(proxy).catch((error: unknown) => {
-        broker.logger.warn('Could not dead-letter an undecodable message; it stays in flight', {
+        host.logger.warn('Could not dead-letter an undecodable message; it stays in flight', {
           queue: this.queueName,
           redisMessageId: proxy.redisId.toString(),
           ...errorMeta(error),
@@ -316,104 +276,34 @@ export class RedisConsumer implements Consumer {
     return out
   }
 
+  /** `message` as this consumer's delivery; `InvalidArgumentError` for any other. */
   #own(message: MessageProxy): RedisMessageProxy {
-    if (!(message instanceof RedisMessageProxy) || message.consumer !== this) {
-      throw new TqError(`Message ${message.messageId} was not delivered by this consumer of ${this.queueName}`)
-    }
+    if (!isDeliveryOf(message, this)) throw foreignMessageError('RedisConsumer', this.queueName, message)
     return message
   }
 
   ack(message: MessageProxy): Promise<void> {
-    return this.#enqueueOp(this.#acks, this.#own(message))
+    if (!isDeliveryOf(message, this)) return this.#foreign(message)
+    return this.#settles.ack(message.redisId, this.#release(message))
   }
 
   nack(message: MessageProxy): Promise<void> {
-    return this.#enqueueOp(this.#nacks, this.#own(message))
+    if (!isDeliveryOf(message, this)) return this.#foreign(message)
+    return this.#settles.nack(message.redisId, this.#release(message))
   }
 
-  #enqueueOp(list: PendingOp[], proxy: RedisMessageProxy): Promise<void> {
+  #foreign(message: MessageProxy): Promise<never> {
+    return Promise.reject(foreignMessageError('RedisConsumer', this.queueName, message))
+  }
+
+  /**
+   * The prefetch slot of a delivery frees now, so the next fetch can travel with its ack; the
+   * id stays held until Redis confirms. Returns its key.
+   */
+  #release(proxy: RedisMessageProxy): string {
     const key = idKey(proxy.redisId)
-    // The prefetch slot frees now, so the next fetch can travel with this ack; the id stays
-    // held until Redis confirms.
     if (this.#unsettled.delete(key)) this.#changed.notify()
-    return new Promise<void>((resolve, reject) => {
-      list.push({ id: proxy.redisId, key, resolve, reject })
-      this.#scheduleFlush()
-    })
-  }
-
-  #scheduleFlush(): void {
-    if (this.#flushScheduled || this.#flushing) return
-    this.#flushScheduled = true
-    // Everything acked in this turn of the event loop goes out in one call.
-    setImmediate(() => {
-      this.#flushScheduled = false
-      // Acks alone (no nacks) wait for the fetch in flight to land: the next fetch carries them,
-      // or, if none starts, the flush scheduled when it lands sends them.
-      if (this.#fetching > 0 && this.#nacks.length === 0 && !this.#closed) {
-        this.#flushDeferred = true
-        return
-      }
-      this.#flushing = this.#flush().finally(() => {
-        this.#flushing = undefined
-        // Ops that arrived after the last batch was taken but before this ran.
-        if (this.#acks.length > 0 || this.#nacks.length > 0) this.#scheduleFlush()
-      })
-    })
-  }
-
-  async #flush(): Promise<void> {
-    const keys = this.#keys
-    // Ops that arrive while a batch is in flight go out together in the next one.
-    while (this.#acks.length > 0 || this.#nacks.length > 0) {
-      const acks = this.#acks
-      const nacks = this.#nacks
-      this.#acks = []
-      this.#nacks = []
-      const calls: Promise<void>[] = []
-      for (let i = 0; i < acks.length; i += BATCH) {
-        const chunk = acks.slice(i, i + BATCH)
-        calls.push(
-          this.#settle(
-            chunk,
-            this.#broker.run(
-              'ack',
-              [keys.acks, keys.msgs],
-              chunk.map((op) => op.id),
-            ),
-          ),
-        )
-      }
-      for (let i = 0; i < nacks.length; i += BATCH) {
-        const chunk = nacks.slice(i, i + BATCH)
-        calls.push(
-          this.#settle(
-            chunk,
-            this.#broker.run(
-              'nack',
-              [keys.acks, keys.msgs, keys.xq, keys.xqMsgs],
-              chunk.map((op) => op.id),
-            ),
-          ),
-        )
-      }
-      await Promise.all(calls)
-    }
-  }
-
-  async #settle(ops: PendingOp[], call: Promise<unknown>): Promise<void> {
-    try {
-      await call
-    } catch (error) {
-      // Still held: a retried ack finds the id, and reconcile leaves it alone.
-      for (const op of ops) op.reject(error)
-      return
-    }
-    for (const op of ops) {
-      this.#held.delete(op.key)
-      op.resolve()
-    }
-    this.#broker.settled()
+    return key
   }
 
   /**
@@ -422,27 +312,27 @@ export class RedisConsumer implements Consumer {
    */
   async promote(message: MessageProxy, due: Message): Promise<Message> {
     const proxy = this.#own(message)
+    const { keys, run } = this.#host
     const canonical = qName(this.queueName)
     // Like any enqueue, the promoted message gets a new Redis id (in its original position).
-    const enqueued = due.copy({ options: { redisMessageId: randomUUID() } })
-    const key = idKey(proxy.redisId)
-    if (this.#unsettled.delete(key)) this.#changed.notify()
+    const enqueued = withNewRedisId(due)
+    const key = this.#release(proxy)
     try {
-      await this.#broker.run(
+      await run(
         'promote',
-        [this.#keys.acks, this.#keys.msgs, this.#broker.key(canonical), this.#broker.key(`${canonical}.msgs`)],
+        [this.#keys.acks, this.#keys.msgs, keys.key(canonical), keys.msgs(canonical)],
         [
-          this.#broker.wakeups ? this.#broker.wakeupChannel(canonical) : '',
+          keys.channel(canonical),
           proxy.redisId,
-          enqueued.options.redisMessageId as string,
-          Buffer.from(enqueued.encode(this.#broker.encoder)),
+          redisMessageId(enqueued) as string,
+          Buffer.from(enqueued.encode(this.#host.encoder())),
         ],
       )
     } catch (error) {
       throw classifyRedisError(error)
     }
-    this.#held.delete(key)
-    this.#broker.settled()
+    this.#held.ids.delete(key)
+    this.#host.settled()
     return enqueued
   }
 
@@ -452,19 +342,20 @@ export class RedisConsumer implements Consumer {
     const keys = this.#keys
     for (let i = 0; i < proxies.length; i += BATCH) {
       const chunk = proxies.slice(i, i + BATCH)
-      await this.#broker.run(
+      await this.#host.run(
         'requeue',
         [keys.acks, keys.queue, keys.msgs],
         [keys.channel, ...chunk.map((p) => p.redisId)],
       )
       for (const proxy of chunk) {
-        this.#held.delete(idKey(proxy.redisId))
-        this.#unsettled.delete(idKey(proxy.redisId))
+        const key = idKey(proxy.redisId)
+        this.#held.ids.delete(key)
+        this.#unsettled.delete(key)
       }
     }
     if (proxies.length > 0) {
       this.#changed.notify()
-      this.#broker.settled()
+      this.#host.settled()
     }
   }
 
@@ -476,20 +367,22 @@ export class RedisConsumer implements Consumer {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#held.closed = true
     this.#closing.abort()
-    this.#broker.unsubscribeWakeups(this.queueName)
+    this.#host.wakeups.unsubscribe(this.queueName)
     const ready = this.#ready
     this.#ready = []
     try {
       if (ready.length > 0) await this.requeue(ready)
     } catch (error) {
-      this.#broker.logger.warn('Could not requeue messages fetched ahead; they stay in flight', {
+      this.#host.logger.warn('Could not requeue messages fetched ahead; they stay in flight', {
         queue: this.queueName,
         ...errorMeta(error),
       })
     }
     await Promise.all(this.#inFlight)
-    this.#broker.consumerClosed(this)
-    if (this.#flushing) await this.#flushing.catch(() => undefined)
+    this.#host.consumerClosed(this)
+    const flushing = this.#settles.flushing
+    if (flushing) await flushing.catch(() => undefined)
   }
 }

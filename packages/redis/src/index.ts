@@ -1,6 +1,7 @@
 export { RedisBroker, brokerPlugin } from './redis-broker.ts'
 export type { RedisBrokerOptions, RedisDeadLetter, RedisJoinOptions } from './redis-broker.ts'
-export { RedisConsumer, RedisMessageProxy } from './consumer.ts'
+export { RedisConsumer } from './consumer.ts'
+export { RedisMessageProxy, redisMessageId } from './message-proxy.ts'
 export { classifyRedisError } from './classify-error.ts'
 export { RedisRateLimiterBackend } from './rate-limiter-backend.ts'
 export type { RedisRateLimiterBackendOptions } from './rate-limiter-backend.ts'

@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto'
-import { ConfigurationError, type RateLimiterBackend } from '@tq/core'
-import { Redis, type RedisOptions } from 'ioredis'
+import type { RateLimiterBackend } from '@tq/core'
+import type { Redis } from 'ioredis'
 import { classifyRedisError } from './classify-error.ts'
 import { defineScripts, runScript, type ScriptArg, type ScriptName } from './scripts.ts'
+import { BlockingPool } from './shared/blocking-pool.ts'
+import { RedisClientHandle, type AdapterRedisOptions } from './shared/client.ts'
 
 export interface RedisRateLimiterBackendOptions {
   /** `redis://…` URL (default `redis://127.0.0.1:6379`). Ignored with `client`. */
   url?: string
   /** Extra ioredis options for the connections this backend opens. Ignored with `client`. */
-  redisOptions?: Omit<RedisOptions, 'replyMapping'>
+  redisOptions?: AdapterRedisOptions
   /** An existing ioredis client; blocking waits use duplicates of it. Not closed unless `closeClient`. */
   client?: Redis
   /** Close `client` on `close()` (default false for a given client). */
@@ -28,30 +30,24 @@ const IDLE_WAITERS = 4
  */
 export class RedisRateLimiterBackend implements RateLimiterBackend {
   readonly client: Redis
-  readonly #ownsClient: boolean
+  readonly #handle: RedisClientHandle
   readonly #id = randomUUID()
-  readonly #idle: Redis[] = []
-  readonly #busy = new Set<Redis>()
+  readonly #waiters: BlockingPool
   #closed = false
 
   constructor(options: RedisRateLimiterBackendOptions = {}) {
-    if (options.client) {
-      if (options.client.options.keyPrefix) {
-        throw new ConfigurationError(
-          'RedisRateLimiterBackend cannot use a client with a keyPrefix (keys are shared with Dramatiq)',
-        )
-      }
-      this.client = options.client
-      this.#ownsClient = options.closeClient ?? false
-    } else {
-      this.client = new Redis(options.url ?? 'redis://127.0.0.1:6379', {
-        lazyConnect: true,
-        ...options.redisOptions,
-        connectionName: `tq:limiter:${this.#id}`,
-      })
-      this.#ownsClient = true
-    }
+    this.#handle = new RedisClientHandle(options, {
+      owner: 'RedisRateLimiterBackend',
+      keyPrefixAdvice: ' (keys are shared with Dramatiq)',
+      defaults: { lazyConnect: true },
+      fixed: { connectionName: `tq:limiter:${this.#id}` },
+    })
+    this.client = this.#handle.client
     defineScripts(this.client)
+    this.#waiters = new BlockingPool(
+      () => this.client.duplicate({ lazyConnect: true, connectionName: `tq:limiter:${this.#id}:wait` }),
+      { maxIdle: IDLE_WAITERS },
+    )
   }
 
   async #run(name: ScriptName, keys: ScriptArg[], args: ScriptArg[]): Promise<unknown> {
@@ -88,14 +84,16 @@ export class RedisRateLimiterBackend implements RateLimiterBackend {
    */
   async wait(key: string, timeout?: number): Promise<boolean> {
     const seconds = timeout === undefined ? 0 : Math.max(0.001, timeout / 1000)
-    const connection = this.#waiter()
+    // The pool has no cap: there is always a connection.
+    const connection = this.#waiters.acquire() as Redis
     try {
       const event = await connection.brpoplpush(key, key, seconds)
       return event === 'x'
     } catch (error) {
       throw classifyRedisError(error)
     } finally {
-      this.#release(connection)
+      if (this.#closed) this.#waiters.discard(connection)
+      else this.#waiters.release(connection)
     }
   }
 
@@ -103,29 +101,10 @@ export class RedisRateLimiterBackend implements RateLimiterBackend {
     await this.#run('limiterNotify', [key], [Math.ceil(ttl)])
   }
 
-  #waiter(): Redis {
-    const connection =
-      this.#idle.pop() ?? this.client.duplicate({ lazyConnect: true, connectionName: `tq:limiter:${this.#id}:wait` })
-    this.#busy.add(connection)
-    return connection
-  }
-
-  #release(connection: Redis): void {
-    this.#busy.delete(connection)
-    if (this.#closed || this.#idle.length >= IDLE_WAITERS) connection.disconnect()
-    else this.#idle.push(connection)
-  }
-
   /** Close the connections this backend opened (a given `client` only with `closeClient`); pending waits fail. */
   async close(): Promise<void> {
     this.#closed = true
-    for (const connection of [...this.#idle.splice(0), ...this.#busy]) connection.disconnect()
-    if (this.#ownsClient && this.client.status !== 'end') {
-      try {
-        await this.client.quit()
-      } catch {
-        this.client.disconnect()
-      }
-    }
+    this.#waiters.close()
+    await this.#handle.release()
   }
 }

@@ -15,6 +15,7 @@ export const SCRIPTS = {
   reconcile: { file: 'reconcile', keys: 4 },
   purge: { file: 'purge', keys: 6 },
   qsize: { file: 'qsize', keys: 5 },
+  queueCounts: { file: 'queue-counts', keys: 4 },
   maintenance: { file: 'maintenance', keys: 5 },
   limiterIncr: { file: 'limiter-incr', keys: 1 },
   limiterDecr: { file: 'limiter-decr', keys: 1 },
@@ -24,6 +25,12 @@ export const SCRIPTS = {
 
 export type ScriptName = keyof typeof SCRIPTS
 export type ScriptArg = string | Buffer | number
+
+/**
+ * How the broker's parts run a script: `keys` and `args` without the heartbeat key and
+ * arguments every script takes first (the broker adds them), errors classified.
+ */
+export type RunScript = (name: ScriptName, keys: ScriptArg[], args: ScriptArg[], buffers?: boolean) => Promise<unknown>
 
 let luaDir: URL | undefined
 const sources = new Map<ScriptName, string>()

@@ -15,9 +15,9 @@ const workers: Worker[] = []
 
 class CountingBroker extends RedisBroker {
   readonly calls: ScriptName[] = []
-  override async run(name: ScriptName, keys: ScriptArg[], args: ScriptArg[], buffers = false): Promise<unknown> {
-    this.calls.push(name)
-    return super.run(name, keys, args, buffers)
+  protected override run(...call: [ScriptName, ScriptArg[], ScriptArg[], boolean?]): Promise<unknown> {
+    this.calls.push(call[0])
+    return super.run(...call)
   }
 }
 

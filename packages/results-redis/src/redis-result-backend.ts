@@ -4,17 +4,15 @@ import {
   ConnectionClosedError,
   Missing,
   ResultBackendBase,
-  computeBackoff,
   errorMeta,
-  errorMessage,
   noopLogger,
-  redactUrl,
   type Logger,
   type ResultBackendOptions,
 } from '@tq/core'
-import { Redis, type RedisOptions } from 'ioredis'
+import { OutageLog, computeBackoff } from '@tq/core/adapter'
+import { BlockingPool, RedisClientHandle, isReplyError, toBuffer, type AdapterRedisOptions } from '@tq/redis/shared'
+import type { Redis } from 'ioredis'
 import { classifyRedisError } from './classify-error.ts'
-import { BlockingPool } from './internal/blocking-pool.ts'
 
 export interface RedisResultBackendOptions extends ResultBackendOptions {
   /**
@@ -23,7 +21,7 @@ export interface RedisResultBackendOptions extends ResultBackendOptions {
    */
   url?: string
   /** Extra ioredis options for the connections this backend opens from `url`. Ignored with `client`. */
-  redisOptions?: Omit<RedisOptions, 'replyMapping'>
+  redisOptions?: AdapterRedisOptions
   /**
    * An existing ioredis client for reads and writes. It is not closed by `close()`. Blocking
    * reads run on connections duplicated from it (`client.duplicate()`), which the backend
@@ -42,7 +40,6 @@ export interface RedisResultBackendOptions extends ResultBackendOptions {
   logger?: Logger
 }
 
-const DEFAULT_URL = 'redis://127.0.0.1:6379'
 /** How long past its own timeout a blocking command may stay unanswered before its connection is dropped. */
 const STALL_GRACE_MS = 1000
 /** Marks a blocking command that never answered. */
@@ -62,11 +59,6 @@ interface KeyWait {
   readonly key: string
   readonly waiters: Set<Waiter>
 }
-
-const toBuffer = (bytes: Uint8Array): Buffer =>
-  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-
-const isReplyError = (error: unknown): boolean => error instanceof Error && error.name === 'ReplyError'
 
 /**
  * A result backend on Redis, compatible with Python Dramatiq's `RedisBackend`: the same keys
@@ -94,18 +86,21 @@ export class RedisResultBackend extends ResultBackendBase {
   /** The connection reads and writes go through. */
   readonly client: Redis
   readonly maxBlockingConnections: number
-  readonly #ownsClient: boolean
+  readonly #handle: RedisClientHandle
   readonly #pool: BlockingPool
   readonly #waits = new Map<string, KeyWait>()
   readonly #logger: Logger
+  readonly #outage: OutageLog
   #blockingCommand: 'BLMOVE' | 'BRPOPLPUSH' = 'BLMOVE'
   #closed = false
-  /** The URL the client was built from (undefined with a given `client`). */
-  readonly #url: string | undefined
   /** The check that the URL's database exists (ioredis swallows a failed SELECT and stays on db 0). */
   #dbChecked: Promise<void> | undefined
+  /** Connection errors: one warning per outage, then debug entries until the client is ready again. */
   readonly #onError = (error: unknown): void => {
-    this.#logger.warn('Redis connection error', errorMeta(error))
+    this.#outage.failed('Redis connection error', errorMeta(error))
+  }
+  readonly #onReady = (): void => {
+    this.#outage.recovered('Redis connection re-established')
   }
 
   constructor(options: RedisResultBackendOptions = {}) {
@@ -117,25 +112,20 @@ export class RedisResultBackend extends ResultBackendBase {
       )
     }
     this.#logger = (options.logger ?? noopLogger).child({ component: 'results-redis' })
-    if (options.client) {
-      if (options.client.options.keyPrefix) {
-        throw new ConfigurationError(
-          'RedisResultBackend cannot use a client with a keyPrefix (Dramatiq peers would not find the results); set `namespace` instead',
-        )
-      }
-      this.client = options.client
-      this.#url = undefined
-      this.#ownsClient = false
-    } else {
-      this.#url = options.url ?? DEFAULT_URL
-      this.client = new Redis(this.#url, {
-        lazyConnect: true,
-        enableAutoPipelining: true,
-        connectionName: `tq-results:${this.backendId}`,
-        ...options.redisOptions,
-      })
-      this.#ownsClient = true
+    this.#outage = new OutageLog(this.#logger)
+    // A given client is never closed here (there is no `closeClient`).
+    this.#handle = new RedisClientHandle(
+      { url: options.url, redisOptions: options.redisOptions, client: options.client },
+      {
+        owner: 'RedisResultBackend',
+        keyPrefixAdvice: ' (Dramatiq peers would not find the results); set `namespace` instead',
+        defaults: { lazyConnect: true, enableAutoPipelining: true, connectionName: `tq-results:${this.backendId}` },
+      },
+    )
+    this.client = this.#handle.client
+    if (this.#handle.owned) {
       this.client.on('error', this.#onError)
+      this.client.on('ready', this.#onReady)
     }
     this.#pool = new BlockingPool(() => this.#openBlockingConnection(), {
       max: this.maxBlockingConnections,
@@ -165,17 +155,10 @@ export class RedisResultBackend extends ResultBackendBase {
     for (const wait of this.#waits.values()) for (const waiter of [...wait.waiters]) waiter.reject(error)
     this.#waits.clear()
     this.#pool.close()
-    if (this.#ownsClient) {
-      if (this.client.status === 'ready') {
-        try {
-          await this.client.quit()
-        } catch {
-          this.client.disconnect()
-        }
-      } else {
-        this.client.disconnect()
-      }
+    if (this.#handle.owned) {
+      await this.#handle.release()
       this.client.off('error', this.#onError)
+      this.client.off('ready', this.#onReady)
     }
   }
 
@@ -369,6 +352,7 @@ export class RedisResultBackend extends ResultBackendBase {
       connectionName: `tq-results:${this.backendId}:blocking`,
     })
     connection.on('error', this.#onError)
+    connection.on('ready', this.#onReady)
     return connection
   }
 
@@ -378,26 +362,13 @@ export class RedisResultBackend extends ResultBackendBase {
    * `ConfigurationError` instead of reading and writing database 0.
    */
   #checkDb(): Promise<void> | undefined {
-    const db = Number(this.client.options.db ?? 0)
-    if (db === 0) return undefined
+    if (this.#handle.db === 0) return undefined
     if (!this.#dbChecked) {
-      const checking = this.client.select(db).then(
-        () => undefined,
-        (error: unknown) => {
-          if (error instanceof Error && error.name === 'ReplyError') {
-            const { host, port, path } = this.client.options
-            const where = this.#url !== undefined ? redactUrl(this.#url) : (path ?? `${host}:${port}`)
-            throw new ConfigurationError(
-              `Redis at ${where} cannot select database ${db}: ${errorMessage(error)} ` +
-                "(check the /db part of the URL and the server's `databases` setting)",
-              { cause: error },
-            )
-          }
-          // Unreachable: check again on the next command.
-          if (this.#dbChecked === checking) this.#dbChecked = undefined
-          throw classifyRedisError(error)
-        },
-      )
+      const checking = this.#handle.selectDatabase(classifyRedisError)
+      checking.catch((error: unknown) => {
+        // Unreachable: check again on the next command. A missing database stays an error.
+        if (!(error instanceof ConfigurationError) && this.#dbChecked === checking) this.#dbChecked = undefined
+      })
       this.#dbChecked = checking
     }
     return this.#dbChecked

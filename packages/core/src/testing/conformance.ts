@@ -9,6 +9,7 @@ import { StubResultBackend } from '../results/stub.ts'
 import { ResultFailureError } from '../errors.ts'
 import { dqName } from '../queue-names.ts'
 import { Worker, type WorkerOptions } from '../worker.ts'
+import { lifecycleCases, type SuiteSetup } from './conformance-lifecycle.ts'
 import { Ledger, deferred, uniqueQueueName, waitFor } from './helpers.ts'
 
 export interface BrokerConformanceOptions {
@@ -67,11 +68,7 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
       }
     })
 
-    async function setup(middleware: Middleware[] = []): Promise<{
-      broker: Broker
-      queueName: string
-      startWorker: (opts?: WorkerOptions) => Promise<Worker>
-    }> {
+    async function setup(middleware: Middleware[] = []): Promise<SuiteSetup> {
       const broker = await options.createBroker({ middleware })
       const entry = { broker, workers: [] as Worker[] }
       open.push(entry)
@@ -285,73 +282,6 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
       expect(ledger.duplicates).toEqual([])
     })
 
-    it('stop() lets in-flight messages finish and returns prefetched ones', async () => {
-      const { broker, queueName, startWorker } = await setup()
-      const ledger = new Ledger<number>()
-      const started = deferred()
-      const release = deferred()
-      const block = actor(
-        'block',
-        async (i: number) => {
-          if (i === 0) {
-            started.resolve()
-            await release.promise
-          }
-          ledger.record(i)
-        },
-        { broker, queueName },
-      )
-      await block.send(0)
-      await startWorker({ concurrency: 1, queuePrefetch: 4 })
-      await started.promise
-      for (let i = 1; i < 6; i++) await block.send(i)
-      const [worker] = open[open.length - 1]?.workers ?? []
-      const stopping = (worker as Worker).stop({ timeout: t(10_000) })
-      release.resolve()
-      await stopping
-      expect(ledger.order).toEqual([0])
-      // A new worker gets everything that was prefetched but not run.
-      await startWorker({ concurrency: 2 })
-      await ledger.waitForTotal(6, t(10_000))
-      expect([...ledger.counts.keys()].sort()).toEqual([0, 1, 2, 3, 4, 5])
-      expect(ledger.duplicates).toEqual([])
-    })
-
-    it('stop() hands prefetched messages back before the in-flight ones finish', async () => {
-      const { broker, queueName, startWorker } = await setup()
-      const ledger = new Ledger<number>()
-      const started = deferred()
-      const release = deferred()
-      const block = actor(
-        'block',
-        async (i: number) => {
-          if (i === 0) {
-            started.resolve()
-            await release.promise
-          }
-          ledger.record(i)
-        },
-        { broker, queueName },
-      )
-      await block.send(0)
-      const first = await startWorker({ concurrency: 1, queuePrefetch: 4 })
-      await started.promise
-      for (let i = 1; i < 4; i++) await block.send(i)
-      await waitFor(() => first.stats.queued === 3, { timeout: t(5000), message: 'three prefetched messages' })
-      const stopping = first.stop({ timeout: t(20_000) })
-      try {
-        // Message 0 still runs: the three prefetched ones must already be back for another worker.
-        await startWorker({ concurrency: 2 })
-        await waitFor(() => ledger.counts.size === 3, { timeout: t(10_000), message: 'messages 1-3 run elsewhere' })
-        expect([...ledger.counts.keys()].sort()).toEqual([1, 2, 3])
-      } finally {
-        release.resolve()
-        await stopping
-      }
-      expect(ledger.counts.get(0)).toBe(1)
-      expect(ledger.duplicates).toEqual([])
-    })
-
     it('retries a failing message through the delay queue, keeping its id and timestamp', async () => {
       const { broker, queueName, startWorker } = await setup(defaultMiddleware())
       const attempts: Array<{ id: string; ts: number; retries: unknown }> = []
@@ -428,17 +358,6 @@ export function brokerConformanceSuite(options: BrokerConformanceOptions): void 
       expect((error as ResultFailureError).origExcMsg).toBe('bad input')
     })
 
-    it('stop() returns held delayed messages to the delay queue', async () => {
-      const { broker, queueName, startWorker } = await setup()
-      const ledger = new Ledger<string>()
-      const later = actor('later', (x: string) => ledger.record(x), { broker, queueName })
-      await later.sendWithOptions({ args: ['x'], delay: 1500 })
-      const first = await startWorker()
-      await waitFor(() => first.stats.delayed === 1, { timeout: t(5000), message: 'the delayed message to be held' })
-      await first.stop({ timeout: t(5000) })
-      await startWorker()
-      await ledger.waitForTotal(1, t(10_000))
-      expect(ledger.order).toEqual(['x'])
-    })
+    lifecycleCases({ options, t, setup })
   })
 }

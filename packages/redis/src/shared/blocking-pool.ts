@@ -1,15 +1,25 @@
 import { Notifier } from '@tq/core'
 import type { Redis } from 'ioredis'
 
+export interface BlockingPoolOptions {
+  /** The most connections open at once (busy and idle; default unlimited). */
+  max?: number
+  /** The most idle connections kept; one handed back beyond it is closed (default unlimited). */
+  maxIdle?: number
+  /** Milliseconds an idle connection is kept before it is closed (default: kept until `close()`). */
+  idleTimeout?: number
+}
+
 /**
- * The connections blocking reads run on. A blocking command holds its connection until the
- * server answers, so each concurrent wait needs a connection of its own: they are opened on
- * demand up to `max`, reused while idle, and closed after `idleTimeout` ms unused (and all of
- * them by `close()`).
+ * The connections blocking commands run on (BLMOVE, BRPOPLPUSH). A blocking command holds its
+ * connection until the server answers, so each concurrent wait needs a connection of its own:
+ * they are opened on demand up to `max`, reused while idle (at most `maxIdle` of them, each for
+ * `idleTimeout` ms), and all closed by `close()`.
  */
 export class BlockingPool {
   readonly max: number
-  readonly idleTimeout: number
+  readonly maxIdle: number
+  readonly idleTimeout: number | undefined
   /** Notified whenever a connection is handed back or dropped (a waiter may take its place). */
   readonly released = new Notifier()
   readonly #create: () => Redis
@@ -17,9 +27,10 @@ export class BlockingPool {
   readonly #all = new Set<Redis>()
   readonly #idleTimers = new Map<Redis, NodeJS.Timeout>()
 
-  constructor(create: () => Redis, options: { max: number; idleTimeout: number }) {
+  constructor(create: () => Redis, options: BlockingPoolOptions = {}) {
     this.#create = create
-    this.max = options.max
+    this.max = options.max ?? Infinity
+    this.maxIdle = options.maxIdle ?? Infinity
     this.idleTimeout = options.idleTimeout
   }
 
@@ -50,14 +61,16 @@ export class BlockingPool {
   /** Hand a connection back for reuse. Ignored for one that was dropped meanwhile. */
   release(connection: Redis): void {
     if (!this.#all.has(connection)) return
-    if (connection.status === 'end') {
+    if (connection.status === 'end' || this.#idle.length >= this.maxIdle) {
       this.discard(connection)
       return
     }
     this.#idle.push(connection)
-    const timer = setTimeout(() => this.#reap(connection), this.idleTimeout)
-    timer.unref()
-    this.#idleTimers.set(connection, timer)
+    if (this.idleTimeout !== undefined) {
+      const timer = setTimeout(() => this.#reap(connection), this.idleTimeout)
+      timer.unref()
+      this.#idleTimers.set(connection, timer)
+    }
     this.released.notify()
   }
 
