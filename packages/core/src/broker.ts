@@ -5,10 +5,12 @@ import {
   ActorNotFoundError,
   BrokerClosedError,
   ConfigurationError,
+  ErrorCode,
   InvalidArgumentError,
   QueueNotFoundError,
   SkipMessage,
   TqError,
+  errorMessage,
 } from './errors.ts'
 import { errorMeta, noopLogger, type Logger } from './logger.ts'
 import type { Message } from './message.ts'
@@ -419,9 +421,18 @@ export abstract class Broker<C extends Consumer = Consumer> {
   /** Close step: release the transport's connections and stop its timers. */
   protected async closeTransport(): Promise<void> {}
 
-  /** True when `error` is one the broker can recover from by reconnecting. */
+  /**
+   * Map an error of the transport (a client library's, a socket's) to tq's hierarchy; a
+   * `TqError` is returned as it is. The one place a broker decides what an error means, and so
+   * whether it is retryable. Brokers override it with their classifier.
+   */
+  classifyError(error: unknown): TqError {
+    return TqError.is(error) ? error : new TqError(errorMessage(error), ErrorCode.TQ_ERROR, { cause: error })
+  }
+
+  /** True when `error` is one the broker can recover from (by reconnecting): `classifyError(error).retryable`. */
   isRetryableError(error: unknown): boolean {
-    return TqError.is(error) && error.retryable
+    return this.classifyError(error).retryable
   }
 }
 

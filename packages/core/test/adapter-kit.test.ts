@@ -21,6 +21,7 @@ import {
   MessageProxy,
   Notifier,
   QueueJoinTimeoutError,
+  StubBroker,
   TqError,
 } from '../src/index.ts'
 import { createCapturingLogger } from '../src/testing/index.ts'
@@ -198,6 +199,19 @@ describe('errors for adapters', () => {
     expect(error.code).toBe(ErrorCode.BROKER_CLOSED)
     expect(error.retryable).toBe(false)
     expect(error.message).toBe('This RedisBroker is closed')
+  })
+
+  it('Broker.classifyError is the one place retryability is decided', () => {
+    const broker = new StubBroker({ middleware: [] })
+    const plain = new Error('boom')
+    const classified = broker.classifyError(plain)
+    expect(classified).toBeInstanceOf(TqError)
+    expect(classified.cause).toBe(plain)
+    expect(broker.isRetryableError(plain)).toBe(false)
+    const closed = new ConnectionClosedError('gone')
+    expect(broker.classifyError(closed)).toBe(closed)
+    expect(broker.isRetryableError(closed)).toBe(true)
+    expect(broker.isRetryableError(new BrokerClosedError('StubBroker'))).toBe(false)
   })
 
   it('foreignMessageError names the message, the consumer and the queue', () => {

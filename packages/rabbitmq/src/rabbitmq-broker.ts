@@ -13,6 +13,7 @@ import {
   qName,
   redactUrl,
   validateQueueName,
+  type TqError,
   type BrokerPlugin,
   type ConsumeOptions,
   type Message,
@@ -327,8 +328,9 @@ export class RabbitmqBroker extends Broker<RabbitmqConsumer> {
     this.#settled.notify()
   }
 
-  override isRetryableError(error: unknown): boolean {
-    return classifyAmqpError(error).retryable
+  /** amqplib's and the socket's errors, as `classifyAmqpError` maps them. */
+  override classifyError(error: unknown): TqError {
+    return classifyAmqpError(error)
   }
 }
 

@@ -3,6 +3,7 @@ import {
   Broker,
   Notifier,
   validateQueueName,
+  type TqError,
   type BrokerPlugin,
   type ConsumeOptions,
   type Consumer,
@@ -279,8 +280,9 @@ export class RedisBroker extends Broker {
     return { url: this.#connection.handle.where, db: this.#connection.handle.db }
   }
 
-  override isRetryableError(error: unknown): boolean {
-    return super.isRetryableError(error) || classifyRedisError(error).retryable
+  /** ioredis's and the socket's errors, as `classifyRedisError` maps them. */
+  override classifyError(error: unknown): TqError {
+    return classifyRedisError(error)
   }
 
   // -- heartbeats and maintenance --------------------------------------------------------------

@@ -8,6 +8,7 @@ import {
   errorMeta,
   qName,
   xqName,
+  type TqError,
   type BrokerPlugin,
   type ConsumeOptions,
   type Encoder,
@@ -266,8 +267,9 @@ export class SqsBroker extends Broker<SqsConsumer> {
   }
 
   /** Whether an error is one the worker retries an ack or nack after (connection, throttling). */
-  override isRetryableError(error: unknown): boolean {
-    return classifySqsError(error).retryable
+  /** The AWS SDK's and the socket's errors, as `classifySqsError` maps them. */
+  override classifyError(error: unknown): TqError {
+    return classifySqsError(error)
   }
 }
 
