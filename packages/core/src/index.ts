@@ -49,6 +49,7 @@ export type { HookName, Middleware, MiddlewareClass, ProcessOutcome } from './mi
 // Middleware (default stack and optional), results, composition and rate limits
 export * from './middleware/index.ts'
 export * from './results/index.ts'
+export * from './tracking/index.ts'
 export * from './composition/index.ts'
 export * from './rate-limits/index.ts'
 

@@ -18,3 +18,7 @@ export {
   socketErrorKind,
   type SocketErrorKind,
 } from './socket-errors.ts'
+
+// For tracking backends: the reference semantics of an update, and the listing helpers.
+export { applyUpdate, publicRecord, type StoredRecord } from '../tracking/apply.ts'
+export { decodeCursor, encodeCursor, isAfter, matches, newestFirst, pageSize, type Cursor } from '../tracking/query.ts'

@@ -1,3 +1,5 @@
 export { brokerConformanceSuite } from './conformance.ts'
 export type { BrokerConformanceOptions } from './conformance.ts'
 export { Ledger, createCapturingLogger, deferred, freePort, rejection, uniqueQueueName, waitFor } from './helpers.ts'
+export { trackingBackendConformanceSuite } from './tracking-conformance.ts'
+export type { TrackingBackendConformanceOptions } from './tracking-conformance.ts'

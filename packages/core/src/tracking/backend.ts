@@ -1,0 +1,138 @@
+/**
+ * The tracking contract: an index of message states, fed by the `Tracking` middleware, that
+ * lists and searches messages on every broker — RabbitMQ and SQS included, which cannot list a
+ * queue without taking its messages.
+ */
+
+/** Where a message is in its life. */
+export type MessageState =
+  'queued' | 'delayed' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'dead' | 'cancelled' | 'skipped'
+
+export const MESSAGE_STATES: readonly MessageState[] = [
+  'queued',
+  'delayed',
+  'running',
+  'retrying',
+  'succeeded',
+  'failed',
+  'dead',
+  'cancelled',
+  'skipped',
+]
+
+/** States a message does not leave by itself. */
+export const FINAL_STATES: ReadonlySet<MessageState> = new Set(['succeeded', 'failed', 'dead', 'cancelled', 'skipped'])
+
+/** An error as tracking keeps it. */
+export interface TrackedError {
+  /** The error's class name (`TypeError`, `TimeLimitExceededError`, …). */
+  type: string
+  message: string
+  stack?: string
+}
+
+/** One run of a message's actor. */
+export interface TrackedAttempt {
+  /** 1 for the first run, 2 for the first retry, … */
+  number: number
+  /** The id of the worker process that ran it (`<host>:<pid>:<n>`). */
+  workerId: string
+  startedAt: number
+  finishedAt?: number
+  /** Set when the run failed. */
+  error?: TrackedError
+}
+
+/** What tracking knows about one message. */
+export interface TrackedMessage {
+  messageId: string
+  actorName: string
+  /** The canonical queue (`q`, also while the message waits in `q.DQ`). */
+  queueName: string
+  state: MessageState
+  /** The arguments as sent, or `undefined` when their JSON was over `maxArgsBytes`. */
+  args: unknown[] | undefined
+  kwargs: Record<string, unknown> | undefined
+  /** True when args and kwargs were left out for their size. */
+  argsTruncated: boolean
+  /** The message options as last enqueued (camelCase). */
+  options: Record<string, unknown>
+  /** When the message was first enqueued (Unix ms): the order of listings, newest first. */
+  enqueuedAt: number
+  /** When the state last changed. */
+  updatedAt: number
+  /** When a delayed or retrying message is due. */
+  eta?: number
+  attempts: TrackedAttempt[]
+  /** The worker running it, while `running`. */
+  workerId?: string
+  /** The last value the actor gave `setProgress()`. */
+  progress?: unknown
+  /** The message as last enqueued, encoded (so a dead or failed one can be sent again). */
+  body?: Uint8Array
+}
+
+/**
+ * A change to one message's record. The middleware computes states; a backend stores what it is
+ * told, in order, creating the record on the first `enqueued` update.
+ */
+export type TrackingUpdate =
+  | {
+      kind: 'enqueued'
+      at: number
+      messageId: string
+      actorName: string
+      queueName: string
+      state: 'queued' | 'delayed' | 'retrying'
+      args: unknown[] | undefined
+      kwargs: Record<string, unknown> | undefined
+      argsTruncated: boolean
+      options: Record<string, unknown>
+      eta: number | undefined
+      body: Uint8Array
+    }
+  /** An attempt started (`state: 'running'`) or finished (with its end and error, if any). */
+  | { kind: 'attempt'; at: number; messageId: string; attempt: TrackedAttempt; state?: MessageState }
+  /** A new state without other changes (`succeeded`, `failed`, `dead`, `skipped`, `cancelled`). */
+  | { kind: 'state'; at: number; messageId: string; state: MessageState }
+  | { kind: 'progress'; at: number; messageId: string; progress: unknown }
+
+export interface TrackingQuery {
+  queue?: string
+  state?: MessageState
+  actor?: string
+  /** Text to find in the message id, the actor name or the arguments. */
+  search?: string
+  /** Most records per page (default 50, at most 500). */
+  limit?: number
+  /** Where the previous page stopped (its `cursor`). */
+  cursor?: string
+}
+
+export interface TrackingPage {
+  items: TrackedMessage[]
+  /** Pass it back as `cursor` for the next page; absent on the last page. */
+  cursor?: string
+}
+
+/**
+ * Stores tracking updates and answers queries. Implementations: `StubTrackingBackend` (in
+ * memory, @tq/core), `RedisTrackingBackend` (@tq/redis). One `write()` call carries a batch of
+ * updates (the middleware sends one per event-loop turn): a backend applies it in as few round
+ * trips as it can, in order. Records older than `retention` ms (since their last update) may be
+ * dropped.
+ */
+export interface TrackingBackend {
+  write(updates: readonly TrackingUpdate[], retention: number): Promise<void>
+  /** The record of a message, or `undefined` if tracking does not know it (or it expired). */
+  get(messageId: string): Promise<TrackedMessage | undefined>
+  /** Records newest first (by `enqueuedAt`), filtered; a page does bounded work. */
+  list(query?: TrackingQuery): Promise<TrackingPage>
+  /** Forget a message. */
+  delete(messageId: string): Promise<void>
+  close?(): Promise<void>
+}
+
+/** Default and most records of a page. */
+export const DEFAULT_PAGE_SIZE = 50
+export const MAX_PAGE_SIZE = 500

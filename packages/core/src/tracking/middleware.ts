@@ -1,0 +1,199 @@
+import { hostname } from 'node:os'
+import { OutageLog } from '../adapter/outage-log.ts'
+import type { Broker } from '../broker.ts'
+import { errorMessage, errorTypeName } from '../errors.ts'
+import { errorMeta, noopLogger, type Logger } from '../logger.ts'
+import type { Message } from '../message.ts'
+import type { MessageProxy } from '../message-proxy.ts'
+import type { Middleware, ProcessOutcome } from '../middleware/middleware.ts'
+import { qName } from '../queue-names.ts'
+import type { TrackedAttempt, TrackingBackend, TrackingUpdate } from './backend.ts'
+
+export interface TrackingOptions {
+  /** Where the records go: `StubTrackingBackend`, `RedisTrackingBackend` (@tq/redis), … */
+  backend: TrackingBackend
+  /** How long a record is kept after its last update, in ms (default 7 days). */
+  retention?: number
+  /**
+   * Largest encoded message (bytes) whose args and kwargs are kept in its record (default
+   * 64 KiB). Above it they are left out (`argsTruncated`); the encoded message is kept whole.
+   */
+  maxArgsBytes?: number
+  /** This process in the records of the attempts it runs (default `<host>:<pid>`). */
+  workerId?: string
+  /** Where write failures are logged (default: the broker's logger). */
+  logger?: Logger
+}
+
+const DAY = 86_400_000
+
+/** An attempt this process is running (or has just run), until its message is settled. */
+interface Running {
+  attempt: TrackedAttempt
+  failed: boolean
+  /** Retries enqueued the message again while it ran: its record says `retrying` already. */
+  retried: boolean
+}
+
+/**
+ * Keeps a record of every message — queued, delayed, running, retrying, succeeded, failed,
+ * dead, skipped — with its arguments, options, attempts and errors, in a `TrackingBackend`, so
+ * messages can be listed, searched and re-sent on any broker (RabbitMQ and SQS cannot list a
+ * queue). Records are written in batches: every update of one event-loop turn goes in one
+ * `backend.write()` call, never one round trip per hook. Tracking is an index: a failed write
+ * is logged (once per outage) and does not fail the message.
+ *
+ * Add it on producers and workers alike (the producer's side records the enqueue):
+ *
+ * ```ts
+ * const tracking = new Tracking({ backend: new StubTrackingBackend() })
+ * const broker = new StubBroker({ middleware: [...defaultMiddleware(), tracking] })
+ * ```
+ */
+export class Tracking implements Middleware {
+  readonly backend: TrackingBackend
+  readonly retention: number
+  readonly maxArgsBytes: number
+  readonly workerId: string
+  readonly #logger: Logger | undefined
+  #outage: OutageLog | undefined
+  #pending: TrackingUpdate[] = []
+  #scheduled = false
+  /** Writes started and not finished, for `flush()`. */
+  readonly #writing = new Set<Promise<void>>()
+  readonly #running = new Map<string, Running>()
+
+  constructor(options: TrackingOptions) {
+    this.backend = options.backend
+    this.retention = options.retention ?? 7 * DAY
+    this.maxArgsBytes = options.maxArgsBytes ?? 64 * 1024
+    this.workerId = options.workerId ?? `${hostname()}:${process.pid}`
+    this.#logger = options.logger
+  }
+
+  afterEnqueue(broker: Broker, message: Message): void {
+    const body = message.encode(broker.encoder)
+    const eta = message.options.eta
+    const running = this.#running.get(message.messageId)
+    const retries = message.options.retries
+    const retrying = running !== undefined || (typeof retries === 'number' && retries > 0 && eta !== undefined)
+    if (running) running.retried = true
+    const fits = body.byteLength <= this.maxArgsBytes
+    this.#push(broker, {
+      kind: 'enqueued',
+      at: Date.now(),
+      messageId: message.messageId,
+      actorName: message.actorName,
+      queueName: qName(message.queueName),
+      state: retrying ? 'retrying' : typeof eta === 'number' ? 'delayed' : 'queued',
+      args: fits ? message.args : undefined,
+      kwargs: fits ? message.kwargs : undefined,
+      argsTruncated: !fits,
+      options: { ...message.options },
+      eta: typeof eta === 'number' ? eta : undefined,
+      body,
+    })
+  }
+
+  beforeProcessMessage(broker: Broker, proxy: MessageProxy): void {
+    const retries = proxy.options.retries
+    const attempt: TrackedAttempt = {
+      number: (typeof retries === 'number' && retries > 0 ? retries : 0) + 1,
+      workerId: this.workerId,
+      startedAt: Date.now(),
+    }
+    this.#running.set(proxy.messageId, { attempt, failed: false, retried: false })
+    this.#push(broker, {
+      kind: 'attempt',
+      at: attempt.startedAt,
+      messageId: proxy.messageId,
+      attempt,
+      state: 'running',
+    })
+  }
+
+  afterProcessMessage(broker: Broker, proxy: MessageProxy, outcome: ProcessOutcome): void {
+    const running = this.#running.get(proxy.messageId)
+    if (!running) return
+    const finished: TrackedAttempt = { ...running.attempt, finishedAt: Date.now() }
+    if (outcome.exception !== undefined) {
+      running.failed = true
+      const error = outcome.exception
+      finished.error = {
+        type: errorTypeName(error),
+        message: errorMessage(error),
+        ...(error instanceof Error && error.stack !== undefined ? { stack: error.stack } : {}),
+      }
+    }
+    running.attempt = finished
+    this.#push(broker, {
+      kind: 'attempt',
+      at: finished.finishedAt ?? Date.now(),
+      messageId: proxy.messageId,
+      attempt: finished,
+    })
+  }
+
+  afterSkipMessage(broker: Broker, proxy: MessageProxy): void {
+    this.#running.delete(proxy.messageId)
+    this.#push(broker, { kind: 'state', at: Date.now(), messageId: proxy.messageId, state: 'skipped' })
+  }
+
+  afterAck(broker: Broker, proxy: MessageProxy): void {
+    const running = this.#running.get(proxy.messageId)
+    // Not run here (a delayed message moved to its queue, a skipped one): nothing to record.
+    if (!running) return
+    this.#running.delete(proxy.messageId)
+    if (running.retried) return
+    this.#push(broker, {
+      kind: 'state',
+      at: Date.now(),
+      messageId: proxy.messageId,
+      state: running.failed ? 'failed' : 'succeeded',
+    })
+  }
+
+  afterNack(broker: Broker, proxy: MessageProxy): void {
+    this.#running.delete(proxy.messageId)
+    this.#push(broker, { kind: 'state', at: Date.now(), messageId: proxy.messageId, state: 'dead' })
+  }
+
+  async afterWorkerShutdown(): Promise<void> {
+    await this.flush()
+  }
+
+  async beforeProcessShutdown(): Promise<void> {
+    await this.flush()
+  }
+
+  /** Write what is pending now and wait for every write started so far. */
+  async flush(): Promise<void> {
+    this.#write()
+    await Promise.all([...this.#writing])
+  }
+
+  #push(broker: Broker, update: TrackingUpdate): void {
+    this.#pending.push(update)
+    if (this.#scheduled) return
+    this.#scheduled = true
+    this.#outage ??= new OutageLog((this.#logger ?? broker.logger ?? noopLogger).child({ component: 'tracking' }))
+    setImmediate(() => this.#write())
+  }
+
+  #write(): void {
+    this.#scheduled = false
+    if (this.#pending.length === 0) return
+    const batch = this.#pending
+    this.#pending = []
+    const outage = this.#outage
+    const written: Promise<void> = this.backend
+      .write(batch, this.retention)
+      .then(
+        () => outage?.recovered('Tracking writes go through again'),
+        (error: unknown) =>
+          outage?.failed(`Could not write ${batch.length} tracking update(s); they are dropped`, errorMeta(error)),
+      )
+      .finally(() => this.#writing.delete(written))
+    this.#writing.add(written)
+  }
+}
