@@ -50,6 +50,7 @@ export type { HookName, Middleware, MiddlewareClass, ProcessOutcome } from './mi
 export * from './middleware/index.ts'
 export * from './results/index.ts'
 export * from './tracking/index.ts'
+export * from './admin/index.ts'
 export * from './composition/index.ts'
 export * from './rate-limits/index.ts'
 

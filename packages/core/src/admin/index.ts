@@ -1,0 +1,1 @@
+export { Admin, type AdminOptions, type QueueSummary } from './admin.ts'
