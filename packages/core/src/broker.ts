@@ -381,6 +381,14 @@ export abstract class Broker<C extends Consumer = Consumer> {
    */
   queueCounts?(queueName: string): Promise<QueueCounts>
 
+  /**
+   * Optional capability: move up to `limit` (default: all) dead letters of a canonical queue (and
+   * of its delay queue) back to the queue, oldest first, each as `redrivenMessage()` makes it
+   * (due now, retry count reset); resolves with how many moved. Nothing is lost if the process
+   * dies midway: a message is in the dead-letter queue, in the queue, or — at worst — in both.
+   */
+  redriveDeadLetters?(queueName: string, options?: { limit?: number }): Promise<number>
+
   /** Whether `close()` was called. */
   get closed(): boolean {
     return this.#closed

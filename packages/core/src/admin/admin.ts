@@ -74,6 +74,27 @@ export class Admin {
     await this.broker.flush(canonical)
   }
 
+  /**
+   * Send up to `limit` (default: all) dead letters of a queue back to it, each once, due now and
+   * with its retry count reset; resolves with how many went back. Works without tracking on
+   * every broker that can reach its dead letters (Redis, RabbitMQ, SQS, the StubBroker).
+   */
+  async redrive(queueName: string, options: { limit?: number } = {}): Promise<number> {
+    const canonical = qName(queueName)
+    if (!this.broker.getDeclaredQueues().has(canonical)) {
+      throw new InvalidArgumentError(`Queue ${JSON.stringify(canonical)} is not declared on this broker`)
+    }
+    const limit = options.limit
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
+      throw new InvalidArgumentError(`limit must be a positive integer, got ${String(limit)}`)
+    }
+    const redrive = this.broker.redriveDeadLetters?.bind(this.broker)
+    if (!redrive) {
+      throw new ConfigurationError(`${this.broker.constructor.name} cannot redrive its dead letters`)
+    }
+    return redrive(canonical, limit === undefined ? {} : { limit })
+  }
+
   #backend(what: string): TrackingBackend {
     if (this.#tracking) return this.#tracking
     throw new ConfigurationError(

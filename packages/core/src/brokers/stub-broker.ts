@@ -12,6 +12,7 @@ import { QueueJoinTimeoutError, QueueNotFoundError, errorMessage } from '../erro
 import type { BrokerPlugin } from '../global.ts'
 import { decodeOrReport, type DecodeResult } from '../adapter/decode.ts'
 import { foreignMessageError } from '../adapter/foreign.ts'
+import { redrivenMessage } from '../adapter/redrive.ts'
 import { Fifo } from '../internal/fifo.ts'
 import { Notifier } from '../notifier.ts'
 import type { Message } from '../message.ts'
@@ -122,6 +123,25 @@ export class StubBroker extends Broker {
     const delayed = delay.items.length
     const running = queue.unfinished - ready + (delay.unfinished - delayed)
     return { ready, delayed, running, dead: this.deadLetteredBodies(canonical).length }
+  }
+
+  /** Move dead letters (decodable ones) back to their queue, oldest first, with the enqueue hooks. */
+  override async redriveDeadLetters(queueName: string, options: { limit?: number } = {}): Promise<number> {
+    const canonical = qName(queueName)
+    let left = options.limit ?? Infinity
+    let moved = 0
+    for (const name of [canonical, dqName(canonical)]) {
+      const list = this.deadLettersByQueue.get(name) ?? []
+      while (left > 0 && list.length > 0) {
+        const message = redrivenMessage((list.shift() as MessageProxy).message)
+        await this.emitBefore('beforeEnqueue', message, undefined)
+        this.#queue(canonical).put(message.encode(this.encoder))
+        await this.emitAfter('afterEnqueue', message, undefined)
+        left--
+        moved++
+      }
+    }
+    return moved
   }
 
   /** Number of messages waiting (not delivered) in a queue. */
