@@ -21,6 +21,7 @@ import { Inspection, type RedisDeadLetter } from './inspection.ts'
 import { RedisKeys } from './keys.ts'
 import { withNewRedisId } from './message-proxy.ts'
 import { brokerSettings, type RedisBrokerOptions, type RedisJoinOptions } from './options.ts'
+import { Redrive } from './redrive.ts'
 import { defineScripts, runScript, type RunScript, type ScriptArg, type ScriptName } from './scripts.ts'
 import { RedisClientHandle } from './shared/client.ts'
 import { Wakeups } from './wakeups.ts'
@@ -66,6 +67,7 @@ export class RedisBroker extends Broker {
   readonly #heartbeat: Heartbeat
   readonly #wakeups: Wakeups
   readonly #inspection: Inspection
+  readonly #redrive: Redrive
   readonly #host: ConsumerHost
   readonly #consumers = new Set<RedisConsumer>()
   /** Notified when a consumer settles something: `join()` looks again. */
@@ -128,6 +130,16 @@ export class RedisBroker extends Broker {
       client: this.client,
       ready: () => this.#connection.ready(),
       settled: this.#settled,
+    })
+    this.#redrive = new Redrive({
+      keys: this.#keys,
+      client: this.client,
+      logger,
+      encoder: () => this.encoder,
+      ready: () => this.#connection.ready(),
+      bounded: (promise) => this.#connection.bounded(promise),
+      beforeEnqueue: (message) => this.emitBefore('beforeEnqueue', message, undefined),
+      afterEnqueue: (message) => this.emitAfter('afterEnqueue', message, undefined),
     })
     this.#host = {
       encoder: () => this.encoder,
@@ -258,6 +270,18 @@ export class RedisBroker extends Broker {
   /** The dead letters of a canonical queue (from it and its delay queue), oldest first. */
   deadLetters(queueName: string): Promise<RedisDeadLetter[]> {
     return this.#inspection.deadLetters(queueName)
+  }
+
+  /**
+   * Move up to `limit` (default: all) dead letters of a canonical queue (from it and its delay
+   * queue) back to the queue, oldest first, as `redrivenMessage()` makes them and with a new
+   * Redis id; resolves with how many moved. One script call per 500 dead letters, each moving
+   * its batch atomically: a dead letter is in `.XQ` or in the queue, never in neither nor both.
+   * Undecodable dead letters stay (not counted). See `redrive.ts`.
+   */
+  override async redriveDeadLetters(queueName: string, options: { limit?: number } = {}): Promise<number> {
+    this.assertOpen()
+    return await this.#redrive.redrive(queueName, options)
   }
 
   // -- connection -----------------------------------------------------------------------------

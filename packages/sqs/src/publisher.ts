@@ -5,10 +5,10 @@ import {
   type SQSClient,
   type SendMessageBatchRequestEntry,
 } from '@aws-sdk/client-sqs'
-import { MessageTooLargeError, sleep, type Message, type OutgoingMessage } from '@tq/core'
+import { MessageTooLargeError, sleep, type Message, type OutgoingMessage, type TqError } from '@tq/core'
 import { Backoff, Semaphore } from '@tq/core/adapter'
 import { sqsMessageSize, toSqsBody, type SqsBody } from './body.ts'
-import { batchEntryError } from './classify-error.ts'
+import { batchEntryError, classifySqsError } from './classify-error.ts'
 import type { Topology } from './topology.ts'
 
 /** One message on its way to SQS. */
@@ -22,6 +22,8 @@ export interface SendEntry {
 interface SizedEntry extends SendEntry {
   /** What SQS counts against its limits: body and attributes. */
   size: number
+  /** Its position in the messages given to the publisher. */
+  index: number
 }
 
 export interface PublisherOptions {
@@ -74,16 +76,46 @@ export class Publisher {
   /** Send encoded messages (the broker's transport step); throws `MessageTooLargeError` before sending any. */
   async transmit(outgoing: readonly OutgoingMessage[]): Promise<void> {
     const entries: SizedEntry[] = []
-    for (const { message, body: bytes } of outgoing) {
-      const body = toSqsBody(bytes)
-      const size = sqsMessageSize(body.body, body.attributes)
-      if (size > this.#maxMessageSize) throw this.#tooLarge(message, size)
-      const delaySeconds = delaySecondsUntil(message.options.eta, this.#maxDelaySeconds)
-      entries.push({ queueName: message.queueName, body, delaySeconds, size })
+    for (const [index, out] of outgoing.entries()) {
+      const entry = this.#entry(out, index)
+      if (entry instanceof MessageTooLargeError) throw entry
+      entries.push(entry)
     }
     if (entries.length === 1) return this.send(entries[0] as SizedEntry)
     const batches = this.#batches(entries)
     await Promise.all(batches.map((batch) => this.#limiter.run(() => this.#sendBatch(batch))))
+  }
+
+  /**
+   * Send encoded messages like `transmit` (batches of 10, `sendConcurrency` at once, failed
+   * entries retried), but report each message instead of failing the whole send: `undefined`
+   * where SQS took it, else why not (too large, refused, or the batch call failed — in that last
+   * case SQS may still have taken it).
+   */
+  async transmitEach(outgoing: readonly OutgoingMessage[]): Promise<Array<TqError | undefined>> {
+    const results: Array<TqError | undefined> = outgoing.map(() => undefined)
+    const entries: SizedEntry[] = []
+    for (const [index, out] of outgoing.entries()) {
+      const entry = this.#entry(out, index)
+      if (entry instanceof MessageTooLargeError) results[index] = entry
+      else entries.push(entry)
+    }
+    await Promise.all(
+      this.#batches(entries).map((batch) =>
+        this.#limiter.run(async () => {
+          const { failed, error } = await this.#attemptBatch(batch)
+          for (const f of failed) {
+            const entry = batch[Number(f.Id)]
+            if (!entry) continue
+            results[entry.index] =
+              error === undefined
+                ? batchEntryError(f, `SendMessageBatch refused the message: ${f.Message ?? f.Code ?? ''}`)
+                : error
+          }
+        }),
+      ),
+    )
+    return results
   }
 
   /** One `SendMessage` call, bypassing the size check (for bodies SQS already took once). */
@@ -98,6 +130,15 @@ export class Publisher {
         }),
       ),
     )
+  }
+
+  /** The SQS entry of an encoded message, or the error if it is over `maxMessageSize`. */
+  #entry({ message, body: bytes }: OutgoingMessage, index: number): SizedEntry | MessageTooLargeError {
+    const body = toSqsBody(bytes)
+    const size = sqsMessageSize(body.body, body.attributes)
+    if (size > this.#maxMessageSize) return this.#tooLarge(message, size)
+    const delaySeconds = delaySecondsUntil(message.options.eta, this.#maxDelaySeconds)
+    return { queueName: message.queueName, body, delaySeconds, size, index }
   }
 
   #tooLarge(message: Message, size: number): MessageTooLargeError {
@@ -136,31 +177,46 @@ export class Publisher {
 
   /** One `SendMessageBatch` call (entries of one queue); failed entries are retried, then reported. */
   async #sendBatch(entries: readonly SendEntry[]): Promise<void> {
+    const { failed, error } = await this.#attemptBatch(entries)
+    if (error !== undefined) throw error
+    if (failed.length === 0) return
+    const f = failed.find((e) => e.SenderFault) ?? failed[0]
+    throw batchEntryError(f, `SendMessageBatch refused ${failed.length} message(s): ${f?.Message ?? f?.Code ?? ''}`)
+  }
+
+  /**
+   * One `SendMessageBatch` call (entries of one queue), its failed entries retried; resolves with
+   * the entries not sent (their `Id` is their position in `entries`): all that failed once one
+   * of them failed for good (`SenderFault`) or after the last attempt, or — with the `error` a
+   * call threw — the entries that call carried (SQS may have taken them; earlier ones it did).
+   */
+  async #attemptBatch(entries: readonly SendEntry[]): Promise<{ failed: BatchResultErrorEntry[]; error?: TqError }> {
     const queueName = (entries[0] as SendEntry).queueName
     let pending = entries.map((entry, i) => ({ id: String(i), entry }))
     // 100, 200 and 400 ms before the second, third and fourth attempts.
     const backoff = new Backoff({ initial: 100, max: 400 })
     for (let attempt = 1; ; attempt++) {
-      const failed: BatchResultErrorEntry[] = await this.#topology.withQueue(queueName, async (url) => {
-        const out = await this.#client.send(
-          new SendMessageBatchCommand({
-            QueueUrl: url,
-            Entries: pending.map(({ id, entry }): SendMessageBatchRequestEntry => ({
-              Id: id,
-              MessageBody: entry.body.body,
-              ...(entry.body.attributes ? { MessageAttributes: entry.body.attributes } : {}),
-              ...(entry.delaySeconds > 0 ? { DelaySeconds: entry.delaySeconds } : {}),
-            })),
-          }),
-        )
-        return out.Failed ?? []
-      })
-      if (failed.length === 0) return
-      const fatal = failed.find((f) => f.SenderFault)
-      if (fatal || attempt >= BATCH_ATTEMPTS) {
-        const f = fatal ?? failed[0]
-        throw batchEntryError(f, `SendMessageBatch refused ${failed.length} message(s): ${f?.Message ?? f?.Code ?? ''}`)
+      let failed: BatchResultErrorEntry[]
+      try {
+        failed = await this.#topology.withQueue(queueName, async (url) => {
+          const out = await this.#client.send(
+            new SendMessageBatchCommand({
+              QueueUrl: url,
+              Entries: pending.map(({ id, entry }): SendMessageBatchRequestEntry => ({
+                Id: id,
+                MessageBody: entry.body.body,
+                ...(entry.body.attributes ? { MessageAttributes: entry.body.attributes } : {}),
+                ...(entry.delaySeconds > 0 ? { DelaySeconds: entry.delaySeconds } : {}),
+              })),
+            }),
+          )
+          return out.Failed ?? []
+        })
+      } catch (error) {
+        const failed = pending.map(({ id }) => ({ Id: id, Code: 'Error', SenderFault: false }))
+        return { failed, error: classifySqsError(error) }
       }
+      if (failed.length === 0 || failed.some((f) => f.SenderFault) || attempt >= BATCH_ATTEMPTS) return { failed }
       const ids = new Set(failed.map((f) => f.Id))
       pending = pending.filter((p) => ids.has(p.id))
       await sleep(backoff.next())

@@ -23,6 +23,7 @@ import { chooseClient, resolveSettings, type SqsBrokerOptions } from './options.
 import { Publisher } from './publisher.ts'
 import { Purger } from './purge.ts'
 import { Receipts } from './receipts.ts'
+import { Redriver } from './redrive.ts'
 import { Topology } from './topology.ts'
 import { parseSqsUrl } from './url.ts'
 
@@ -64,6 +65,8 @@ export class SqsBroker extends Broker<SqsConsumer> {
   /** Counts and join. */
   readonly #inspector: Inspector
   readonly #purger: Purger
+  /** Dead letters back to their queue. */
+  readonly #redriver: Redriver
   readonly #consumers = new ConsumerRegistry()
   /** What consumers reach of the broker. */
   readonly #host: SqsConsumerHost
@@ -111,6 +114,21 @@ export class SqsBroker extends Broker<SqsConsumer> {
     this.#inspector = new Inspector({ client, topology, deadLetter: settings.deadLetter, isDeclared })
     this.#purger = new Purger({ client, topology, logger })
     const encoder = (): Encoder => this.encoder
+    this.#redriver = new Redriver({
+      client,
+      topology,
+      publisher,
+      receipts,
+      logger,
+      get encoder() {
+        return encoder()
+      },
+      deadLetter: settings.deadLetter,
+      visibilityTimeout: settings.visibilityTimeout,
+      messageCounts: (queueName) => this.#inspector.messageCounts(queueName),
+      beforeEnqueue: (message) => this.emitBefore('beforeEnqueue', message, undefined),
+      afterEnqueue: (message) => this.emitAfter('afterEnqueue', message, undefined),
+    })
     this.#host = {
       client,
       topology,
@@ -207,6 +225,22 @@ export class SqsBroker extends Broker<SqsConsumer> {
    */
   override join(queueName: string, options: SqsJoinOptions = {}): Promise<void> {
     return this.#inspector.join(queueName, options)
+  }
+
+  // ---- dead letters ----
+
+  /**
+   * Move up to `limit` (default all) dead letters of a queue (`q_XQ`, which holds those of `q`
+   * and `q_DQ`) back to `q`, due now and with their retry count reset; resolves with how many
+   * moved (0 with `deadLetter: false`). Each batch of 10 is received from `q_XQ`, sent to `q`,
+   * then deleted from `q_XQ`, so a crash loses nothing: at worst a message is in both and the
+   * next redrive sends it again. Undecodable dead letters stay. See `Redriver`.
+   */
+  override async redriveDeadLetters(queueName: string, options: { limit?: number } = {}): Promise<number> {
+    this.assertOpen()
+    const canonical = qName(queueName)
+    if (!this.queues.has(canonical)) throw new QueueNotFoundError(canonical)
+    return this.#redriver.redrive(canonical, options)
   }
 
   // ---- flush ----
