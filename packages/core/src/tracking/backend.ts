@@ -66,7 +66,7 @@ export interface TrackedMessage {
   attempts: TrackedAttempt[]
   /** The worker running it, while `running`. */
   workerId?: string
-  /** The last value the actor gave `setProgress()`. */
+  /** The last value the actor gave `setProgress()` (a JSON value). */
   progress?: unknown
   /** The message as last enqueued, encoded (so a dead or failed one can be sent again). */
   body?: Uint8Array
@@ -110,8 +110,9 @@ export interface TrackingQuery {
 }
 
 export interface TrackingPage {
+  /** At most `limit` records; a page that hit its backend's work bound may hold fewer, even none. */
   items: TrackedMessage[]
-  /** Pass it back as `cursor` for the next page; absent on the last page. */
+  /** Pass it back as `cursor` for the next page; absent on the last page. A short page with a cursor means more may follow. */
   cursor?: string
 }
 
@@ -123,8 +124,9 @@ export interface TrackingPage {
  * dropped.
  */
 export interface TrackingBackend {
+  /** Apply updates in order; `retention` is a finite number of ms. Values (args, options, progress) are JSON values. */
   write(updates: readonly TrackingUpdate[], retention: number): Promise<void>
-  /** The record of a message, or `undefined` if tracking does not know it (or it expired). */
+  /** The record of a message, or `undefined` if tracking does not know it (or it expired); a corrupt record may throw `DecodeError`. */
   get(messageId: string): Promise<TrackedMessage | undefined>
   /** Records newest first (by `enqueuedAt`), filtered; a page does bounded work. */
   list(query?: TrackingQuery): Promise<TrackingPage>

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import { OutageLog } from '../adapter/outage-log.ts'
 import type { Broker } from '../broker.ts'
-import { errorMessage, errorTypeName } from '../errors.ts'
+import { InvalidArgumentError, errorMessage, errorTypeName } from '../errors.ts'
 import { errorMeta, noopLogger, type Logger } from '../logger.ts'
 import type { Message } from '../message.ts'
 import type { MessageProxy } from '../message-proxy.ts'
@@ -66,6 +66,11 @@ export class Tracking implements Middleware {
   constructor(options: TrackingOptions) {
     this.backend = options.backend
     this.retention = options.retention ?? 7 * DAY
+    if (!Number.isFinite(this.retention) || this.retention <= 0) {
+      throw new InvalidArgumentError(
+        `Tracking retention must be a positive number of ms, got ${String(this.retention)}`,
+      )
+    }
     this.maxArgsBytes = options.maxArgsBytes ?? 64 * 1024
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}`
     this.#logger = options.logger

@@ -1,0 +1,350 @@
+import {
+  ConfigurationError,
+  DecodeError,
+  InvalidArgumentError,
+  type TrackedMessage,
+  type TrackingBackend,
+  type TrackingPage,
+  type TrackingQuery,
+  type TrackingUpdate,
+} from '@tq/core'
+import { decodeCursor, encodeCursor, matches, pageSize, type Cursor } from '@tq/core/adapter'
+import type { Redis } from 'ioredis'
+import { classifyRedisError } from '../classify-error.ts'
+import { RedisClientHandle, isReplyError, type AdapterRedisOptions } from '../shared/index.ts'
+import { decodeRecord, encodeUpdate, fieldMap } from './codec.ts'
+import { defineTrackingScripts, queueTrackingScript, runTrackingScript, type TrackingArg } from './scripts.ts'
+
+export interface RedisTrackingBackendOptions {
+  /** `redis://…` or `rediss://…` (default `redis://127.0.0.1:6379`). Ignored with `client`. */
+  url?: string
+  /** Extra ioredis options for the client opened from `url`. Ignored with `client`. */
+  redisOptions?: AdapterRedisOptions
+  /** An existing ioredis client (without a `keyPrefix`): borrowed, not closed unless `closeClient`. */
+  client?: Redis
+  /** Close a given `client` on `close()` too (default false). */
+  closeClient?: boolean
+  /**
+   * The prefix of every key (default `tq-tracking`). Keep it apart from the broker's namespace
+   * (`dramatiq`): tracking keys never enter Dramatiq's layout.
+   */
+  prefix?: string
+}
+
+/** Most updates in one script call (more go in further calls of the same pipeline). */
+const UPDATES_PER_CALL = 500
+/** Expired records a write may sweep beyond one per update it carries. */
+const SWEEP_EXTRA = 100
+/** Most index entries one list script call reads (it holds the server while it runs). */
+const SCAN_PER_CALL = 1000
+/** Entries a page may scan: this many per record asked for, and at least `MIN_SCAN`. */
+const SCAN_PER_ITEM = 10
+const MIN_SCAN = 1000
+
+/** A list script entry: id, score, then the record's HGETALL (`full`) or the searched fields (`search`). */
+type Entry = [id: Buffer, score: Buffer, ...rest: unknown[]]
+type ListReply = [scanned: number, exhausted: number, more: number, lastScore: Buffer, lastId: Buffer, entries: Entry[]]
+
+/**
+ * A `TrackingBackend` on Redis. Keys live under their own prefix (`tq-tracking:` by default), so
+ * a Python Dramatiq peer sharing the server is unaffected:
+ *
+ * - `<prefix>:m:<id>`: a hash per message (scalar fields, JSON for arguments, options and
+ *   progress, the body as raw bytes, one `a:<n>` field per attempt), expiring `retention` ms
+ *   after the record's last update;
+ * - `<prefix>:all`, `<prefix>:q:<queue>`, `<prefix>:a:<actor>`, `<prefix>:s:<state>`: sorted
+ *   sets of ids scored by `enqueuedAt`, the newest-first listings;
+ * - `<prefix>:where` (the indexes of each id) and `<prefix>:expiry` (when each record expires):
+ *   each write sweeps a bounded number of expired records out of the indexes.
+ *
+ * `write()` is one round trip (one Lua call per 500 updates, pipelined), atomic per message.
+ * `list()` reads the most selective index (state, then actor, then queue) and scans at most
+ * `max(1000, 10 × limit)` entries per page: a page that is short but has a `cursor` means more
+ * records may follow, the next page goes on from where the scan stopped.
+ */
+export class RedisTrackingBackend implements TrackingBackend {
+  readonly client: Redis
+  readonly prefix: string
+  readonly #handle: RedisClientHandle
+  #dbChecked: Promise<void> | undefined
+
+  constructor(options: RedisTrackingBackendOptions = {}) {
+    const prefix = options.prefix ?? 'tq-tracking'
+    if (prefix === '' || prefix === 'dramatiq') {
+      throw new ConfigurationError(
+        `RedisTrackingBackend needs a prefix of its own, got ${JSON.stringify(prefix)} ` +
+          "(tracking keys must stay out of Dramatiq's namespace)",
+      )
+    }
+    this.prefix = prefix
+    this.#handle = new RedisClientHandle(options, {
+      owner: 'RedisTrackingBackend',
+      keyPrefixAdvice: '; set `prefix` instead',
+      defaults: { lazyConnect: true },
+    })
+    this.client = this.#handle.client
+    defineTrackingScripts(this.client)
+  }
+
+  /** The Redis key of a message's record. */
+  recordKey(messageId: string): string {
+    return `${this.prefix}:m:${messageId}`
+  }
+
+  async write(updates: readonly TrackingUpdate[], retention: number): Promise<void> {
+    if (updates.length === 0) return
+    if (!Number.isFinite(retention) || retention < 0) {
+      throw new InvalidArgumentError(`Tracking retention must be a finite number of ms >= 0, got ${retention}`)
+    }
+    // Encode everything first: a bad update fails the call before anything is written.
+    const now = String(Date.now())
+    const calls = callsOf(updates).map((chunk) => {
+      const args: TrackingArg[] = [this.prefix, now, String(retention), String(chunk.length + SWEEP_EXTRA)]
+      for (const update of chunk) encodeUpdate(update, args)
+      return args
+    })
+    await this.#checkDb()
+    try {
+      if (calls.length === 1) {
+        await runTrackingScript(this.client, 'write', calls[0] ?? [])
+        return
+      }
+      const pipeline = this.client.pipeline()
+      for (const args of calls) queueTrackingScript(pipeline, 'write', args)
+      for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error
+    } catch (error) {
+      throw classifyRedisError(error)
+    }
+  }
+
+  /**
+   * The record, or `undefined`. A key at the record's place that is not a record (not a hash, or
+   * fields that do not decode) throws `DecodeError`; `list()` skips such keys.
+   */
+  async get(messageId: string): Promise<TrackedMessage | undefined> {
+    const key = this.recordKey(messageId)
+    await this.#checkDb()
+    let flat: Buffer[]
+    try {
+      flat = (await this.client.callBuffer('HGETALL', key)) as Buffer[]
+    } catch (error) {
+      if (isReplyError(error) && (error as Error).message.startsWith('WRONGTYPE')) {
+        throw new DecodeError(
+          `The tracking record of ${messageId} (Redis key ${key}) is corrupt: not a hash`,
+          key,
+          error,
+        )
+      }
+      throw classifyRedisError(error)
+    }
+    return flat.length === 0 ? undefined : decodeRecord(messageId, fieldMap(flat), key)
+  }
+
+  async list(query: TrackingQuery = {}): Promise<TrackingPage> {
+    const limit = pageSize(query)
+    const from = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
+    await this.#checkDb()
+    try {
+      return query.search !== undefined && query.search !== ''
+        ? await this.#search(query, limit, from)
+        : await this.#scan(query, limit, from)
+    } catch (error) {
+      throw classifyRedisError(error)
+    }
+  }
+
+  async delete(messageId: string): Promise<void> {
+    await this.#checkDb()
+    try {
+      await runTrackingScript(this.client, 'delete', [this.prefix, messageId])
+    } catch (error) {
+      throw classifyRedisError(error)
+    }
+  }
+
+  /** Close the client if this backend opened it (a given `client` only with `closeClient`). */
+  async close(): Promise<void> {
+    await this.#handle.release()
+  }
+
+  /** Without a text search, the script filters: whole records come back, one call per 1000 entries scanned. */
+  async #scan(query: TrackingQuery, limit: number, from: Cursor | undefined): Promise<TrackingPage> {
+    const budget = Math.max(MIN_SCAN, SCAN_PER_ITEM * limit)
+    const items: TrackedMessage[] = []
+    let position = from
+    let scanned = 0
+    let returned = 0
+    for (;;) {
+      const reply = await this.#listCall(query, position, Math.min(SCAN_PER_CALL, budget - scanned), limit - returned)
+      const [count, exhausted, more, lastScore, lastId, entries] = reply
+      scanned += count
+      let lastEntry: Cursor | undefined
+      for (const entry of entries) {
+        returned++
+        lastEntry = entryCursor(entry)
+        const record = this.#decodeEntry(lastEntry.messageId, (entry[2] ?? []) as Buffer[])
+        if (record && matches(record, query)) items.push(record)
+      }
+      if (more === 1 && lastEntry) return { items, cursor: encodeCursor(lastEntry) }
+      if (more === 1 && position) return { items, cursor: encodeCursor(position) }
+      if (exhausted === 1 || count === 0) return { items }
+      position = { enqueuedAt: Number(lastScore.toString()), messageId: lastId.toString('utf8') }
+      if (scanned >= budget) return { items, cursor: encodeCursor(position) }
+    }
+  }
+
+  /**
+   * With a text search: the script returns the fields it reads of the entries that pass the
+   * exact filters, `matches` picks, then one pipeline fetches the records of the page.
+   */
+  async #search(query: TrackingQuery, limit: number, from: Cursor | undefined): Promise<TrackingPage> {
+    const budget = Math.max(MIN_SCAN, SCAN_PER_ITEM * limit)
+    const found: Cursor[] = []
+    let position = from
+    let scanned = 0
+    let cursor: Cursor | undefined
+    for (;;) {
+      const reply = await this.#listCall(query, position, Math.min(SCAN_PER_CALL, budget - scanned), 0)
+      const [count, exhausted, , lastScore, lastId, entries] = reply
+      scanned += count
+      for (const entry of entries) {
+        const candidate = searchCandidate(entry)
+        if (candidate && matches(candidate, query)) found.push(entryCursor(entry))
+      }
+      if (found.length > limit) {
+        found.length = limit
+        cursor = found.at(-1)
+        break
+      }
+      if (exhausted === 1 || count === 0) break
+      position = { enqueuedAt: Number(lastScore.toString()), messageId: lastId.toString('utf8') }
+      if (scanned >= budget) {
+        cursor = position
+        break
+      }
+    }
+    const items: TrackedMessage[] = []
+    if (found.length > 0) {
+      const pipeline = this.client.pipeline()
+      for (const { messageId } of found) pipeline.callBuffer('HGETALL', this.recordKey(messageId))
+      const replies = (await pipeline.exec()) ?? []
+      found.forEach(({ messageId }, i) => {
+        const [error, flat] = replies[i] ?? []
+        // Gone (expired, deleted) or changed since the scan: left out of the page.
+        const record = error ? undefined : this.#decodeEntry(messageId, flat as Buffer[])
+        if (record && matches(record, query)) items.push(record)
+      })
+    }
+    return cursor ? { items, cursor: encodeCursor(cursor) } : { items }
+  }
+
+  /** One run of the list script on the most selective index of the query. */
+  async #listCall(
+    query: TrackingQuery,
+    position: Cursor | undefined,
+    entries: number,
+    wanted: number,
+  ): Promise<ListReply> {
+    const index =
+      query.state !== undefined
+        ? `${this.prefix}:s:${query.state}`
+        : query.actor !== undefined
+          ? `${this.prefix}:a:${query.actor}`
+          : query.queue !== undefined
+            ? `${this.prefix}:q:${query.queue}`
+            : `${this.prefix}:all`
+    const filter = (value: string | undefined): string[] => (value === undefined ? ['0', ''] : ['1', value])
+    const search = query.search !== undefined && query.search !== ''
+    return (await runTrackingScript(
+      this.client,
+      'list',
+      [
+        this.prefix,
+        index,
+        position === undefined ? '' : String(position.enqueuedAt),
+        position?.messageId ?? '',
+        String(entries),
+        search ? 'search' : 'full',
+        String(wanted),
+        ...filter(query.queue),
+        ...filter(query.actor),
+        ...filter(query.state),
+      ],
+      true,
+    )) as ListReply
+  }
+
+  /** A record from a listing, or `undefined` for a corrupt one (a listing skips it). */
+  #decodeEntry(messageId: string, flat: Buffer[]): TrackedMessage | undefined {
+    if (flat.length === 0) return undefined
+    try {
+      return decodeRecord(messageId, fieldMap(flat), this.recordKey(messageId))
+    } catch (error) {
+      if (error instanceof DecodeError) return undefined
+      throw error
+    }
+  }
+
+  #checkDb(): Promise<void> | undefined {
+    if (this.#handle.db === 0) return undefined
+    if (!this.#dbChecked) {
+      const checking = this.#handle.selectDatabase(classifyRedisError)
+      checking.catch((error: unknown) => {
+        // Unreachable: check again on the next command. A missing database stays an error.
+        if (!(error instanceof ConfigurationError) && this.#dbChecked === checking) this.#dbChecked = undefined
+      })
+      this.#dbChecked = checking
+    }
+    return this.#dbChecked
+  }
+}
+
+/** The updates in groups of about `UPDATES_PER_CALL`, all of a message's updates in one group, in order. */
+function callsOf(updates: readonly TrackingUpdate[]): (readonly TrackingUpdate[])[] {
+  if (updates.length <= UPDATES_PER_CALL) return [updates]
+  const byMessage = new Map<string, TrackingUpdate[]>()
+  for (const update of updates) {
+    const group = byMessage.get(update.messageId)
+    if (group) group.push(update)
+    else byMessage.set(update.messageId, [update])
+  }
+  const calls: TrackingUpdate[][] = []
+  let current: TrackingUpdate[] = []
+  for (const group of byMessage.values()) {
+    if (current.length > 0 && current.length + group.length > UPDATES_PER_CALL) {
+      calls.push(current)
+      current = []
+    }
+    current.push(...group)
+  }
+  if (current.length > 0) calls.push(current)
+  return calls
+}
+
+const entryCursor = (entry: Entry): Cursor => ({
+  enqueuedAt: Number(entry[1].toString()),
+  messageId: entry[0].toString('utf8'),
+})
+
+/** What `matches` reads of a record, from a search entry; `undefined` if it does not decode. */
+function searchCandidate(entry: Entry): TrackedMessage | undefined {
+  const [id, score, state, queue, actor, args, kwargs] = entry as (Buffer | null)[]
+  if (!id || !score || !state) return undefined
+  try {
+    return {
+      messageId: id.toString('utf8'),
+      actorName: actor?.toString('utf8') ?? '',
+      queueName: queue?.toString('utf8') ?? '',
+      state: state.toString('utf8') as TrackedMessage['state'],
+      args: args ? (JSON.parse(args.toString('utf8')) as unknown[]) : undefined,
+      kwargs: kwargs ? (JSON.parse(kwargs.toString('utf8')) as Record<string, unknown>) : undefined,
+      argsTruncated: false,
+      options: {},
+      enqueuedAt: Number(score.toString()),
+      updatedAt: 0,
+      attempts: [],
+    }
+  } catch {
+    return undefined
+  }
+}
