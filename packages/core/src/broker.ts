@@ -309,7 +309,7 @@ export abstract class Broker<C extends Consumer = Consumer> {
     if (sent) await sent
     const enqueued: Message[] = []
     for (const out of outgoing) {
-      await this.emitAfter('afterEnqueue', out.message, delay)
+      await this.emitAfter('afterEnqueue', out.message, delay, out.body)
       enqueued.push(out.message)
     }
     return enqueued

@@ -34,6 +34,7 @@ import {
 } from './options.ts'
 import { Publisher, type PublishItem } from './publisher.ts'
 import { QueueAdmin } from './queue-admin.ts'
+import { redriveDeadLetters, type RedriveHost } from './redrive.ts'
 import { DEAD_MESSAGE_TTL, queueDeclarations } from './topology.ts'
 
 const toBuffer = (bytes: Uint8Array): Buffer =>
@@ -70,6 +71,7 @@ export class RabbitmqBroker extends Broker<RabbitmqConsumer> {
   readonly #reconnectDelay: number
   readonly #maxReconnectDelay: number
   readonly #host: ConsumerHost
+  readonly #redrive: RedriveHost
 
   constructor(options: RabbitmqBrokerOptions = {}) {
     super(options)
@@ -144,6 +146,18 @@ export class RabbitmqBroker extends Broker<RabbitmqConsumer> {
         this.#consumers.delete(consumer)
         this.#settled.notify()
       },
+    }
+    this.#redrive = {
+      get encoder() {
+        return encoderOf()
+      },
+      logger,
+      connection: this.#consumeConnection,
+      deadLetterCount: async (canonical) => (await this.#admin.counts(canonical)).dead,
+      prepare: (message) => this.prepareMessage(message),
+      beforeEnqueue: (message) => this.emitBefore('beforeEnqueue', message, undefined),
+      afterEnqueue: (message) => this.emitAfter('afterEnqueue', message, undefined),
+      publish: (items) => this.#publisher.publish(items),
     }
   }
 
@@ -230,6 +244,22 @@ export class RabbitmqBroker extends Broker<RabbitmqConsumer> {
   async getQueueMessageCounts(queueName: string): Promise<QueueMessageCounts> {
     const { ready, delayed, dead } = await this.queueCounts(queueName)
     return { ready, delayed, dead }
+  }
+
+  /**
+   * Move up to `limit` (default: all) dead letters of `q.XQ` (dead-lettered from `q` and
+   * `q.DQ`) back to `q`, oldest first, due now and with their retry count reset, through the
+   * enqueue hooks; resolves with how many moved. A dead letter is acknowledged only after its
+   * new copy is confirmed, so a crash midway loses nothing (the batch in flight may then be in
+   * both queues). An undecodable dead letter stays in `q.XQ` and is not counted. See
+   * `redriveDeadLetters` in `redrive.ts`.
+   */
+  override async redriveDeadLetters(queueName: string, options: { limit?: number } = {}): Promise<number> {
+    this.assertOpen()
+    const canonical = qName(queueName)
+    validateQueueName(canonical)
+    this.declareQueue(canonical)
+    return redriveDeadLetters(this.#redrive, canonical, { limit: options.limit })
   }
 
   /** Drop the ready messages of `q`, `q.DQ` and `q.XQ` (as Dramatiq's `flush`). */

@@ -39,7 +39,8 @@ export interface Middleware {
   afterDeclareQueue?: SyncHook<[queueName: string]>
   afterDeclareDelayQueue?: SyncHook<[queueName: string]>
   beforeEnqueue?: Hook<[message: Message, delay: number | undefined]>
-  afterEnqueue?: Hook<[message: Message, delay: number | undefined]>
+  /** `body`: the message as it was encoded for the broker, when the enqueue template sent it (not on every path). */
+  afterEnqueue?: Hook<[message: Message, delay: number | undefined, body?: Uint8Array]>
   /** A delayed message was received and is held in worker memory until its eta. */
   beforeDelayMessage?: Hook<[message: MessageProxy]>
   /** May throw `SkipMessage` (after calling `message.fail()` to dead-letter it). */

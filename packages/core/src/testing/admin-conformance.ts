@@ -124,6 +124,54 @@ export function adminConformanceSuite(options: AdminConformanceOptions): void {
       expect(await admin.message('no-such-message')).toBeUndefined()
     })
 
+    it('redrives dead letters back to their queue, each once, with the retry count reset', async () => {
+      const { broker, admin, queueName, startWorker } = await setup()
+      let failing = true
+      const runs = new Map<number, number>()
+      const job = actor(
+        'job',
+        (i: number) => {
+          runs.set(i, (runs.get(i) ?? 0) + 1)
+          if (failing) throw new Error('dies')
+        },
+        { broker, queueName },
+      )
+      for (let i = 0; i < 5; i++) await job.send(i)
+      const worker = await startWorker()
+      await waitFor(async () => (await admin.queues()).find((q) => q.name === queueName)?.dead === 5, {
+        timeout: t(15_000),
+        message: '5 dead letters',
+      })
+      await worker.stop({ timeout: t(5000) })
+      expect(await admin.redrive(queueName, { limit: 2 })).toBe(2)
+      let last: unknown
+      await waitFor(
+        async () => {
+          const mine = (await admin.queues()).find((q) => q.name === queueName)
+          last = mine
+          return mine?.ready === 2 && mine.dead === 3
+        },
+        { timeout: t(15_000), message: '2 back in the queue, 3 still dead' },
+      ).catch((error: unknown) => {
+        throw new Error(`${String(error)}; last: ${JSON.stringify(last)}`)
+      })
+      expect(await admin.redrive(queueName)).toBe(3)
+      failing = false
+      await startWorker()
+      await waitFor(() => [...runs.values()].every((n) => n === 2) && runs.size === 5, {
+        timeout: t(15_000),
+        message: 'every redriven message run once more',
+      })
+      await waitFor(
+        async () => {
+          const mine = (await admin.queues()).find((q) => q.name === queueName)
+          return mine?.ready === 0 && mine.dead === 0
+        },
+        { timeout: t(15_000), message: 'nothing left' },
+      )
+      expect(await admin.redrive(queueName)).toBe(0)
+    })
+
     it('says what is missing: no tracking, an undeclared queue, no id', async () => {
       const { admin } = await setup(false)
       await expect(admin.messages()).rejects.toBeInstanceOf(ConfigurationError)

@@ -21,9 +21,18 @@ export interface TrackingOptions {
   maxArgsBytes?: number
   /** This process in the records of the attempts it runs (default `<host>:<pid>`). */
   workerId?: string
+  /**
+   * Longest a tracking update waits to be written, in ms (default 50): the updates of that
+   * window go in one `backend.write()`, and the start, end and outcome of an attempt that fall
+   * in the same window are merged into one update. 0 writes once per event-loop turn.
+   */
+  flushInterval?: number
   /** Where write failures are logged (default: the broker's logger). */
   logger?: Logger
 }
+
+/** A batch this large is written at once, without waiting for the interval. */
+const MAX_BATCH = 1000
 
 const DAY = 86_400_000
 
@@ -57,7 +66,11 @@ export class Tracking implements Middleware {
   readonly workerId: string
   readonly #logger: Logger | undefined
   #outage: OutageLog | undefined
+  readonly flushInterval: number
   #pending: TrackingUpdate[] = []
+  /** Index in `#pending` of each message's last attempt update, for merging. */
+  #lastAttempt = new Map<string, number>()
+  #timer: NodeJS.Timeout | undefined
   #scheduled = false
   /** Writes started and not finished, for `flush()`. */
   readonly #writing = new Set<Promise<void>>()
@@ -73,11 +86,13 @@ export class Tracking implements Middleware {
     }
     this.maxArgsBytes = options.maxArgsBytes ?? 64 * 1024
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}`
+    this.flushInterval = Math.max(0, options.flushInterval ?? 50)
     this.#logger = options.logger
   }
 
-  afterEnqueue(broker: Broker, message: Message): void {
-    const body = message.encode(broker.encoder)
+  afterEnqueue(broker: Broker, message: Message, _delay?: number, encoded?: Uint8Array): void {
+    // The enqueue template hands over the bytes it sent; other paths (promotion, redrive) do not.
+    const body = encoded ?? message.encode(broker.encoder)
     const eta = message.options.eta
     const running = this.#running.get(message.messageId)
     const retries = message.options.retries
@@ -178,18 +193,54 @@ export class Tracking implements Middleware {
   }
 
   #push(broker: Broker, update: TrackingUpdate): void {
-    this.#pending.push(update)
+    if (!this.#merge(update)) {
+      if (update.kind === 'attempt') this.#lastAttempt.set(update.messageId, this.#pending.length)
+      else if (update.kind === 'enqueued') this.#lastAttempt.delete(update.messageId)
+      this.#pending.push(update)
+    }
+    if (this.#pending.length >= MAX_BATCH) return this.#write()
     if (this.#scheduled) return
     this.#scheduled = true
     this.#outage ??= new OutageLog((this.#logger ?? broker.logger ?? noopLogger).child({ component: 'tracking' }))
-    setImmediate(() => this.#write())
+    if (this.flushInterval === 0) setImmediate(() => this.#write())
+    else {
+      this.#timer = setTimeout(() => this.#write(), this.flushInterval)
+      this.#timer.unref()
+    }
+  }
+
+  /**
+   * Fold an attempt's end or its outcome into the pending update of the same attempt: applied in
+   * order they give the same record, in one update instead of three.
+   */
+  #merge(update: TrackingUpdate): boolean {
+    if (update.kind !== 'attempt' && update.kind !== 'state') return false
+    const index = this.#lastAttempt.get(update.messageId)
+    if (index === undefined) return false
+    const last = this.#pending[index]
+    if (last?.kind !== 'attempt' || last.messageId !== update.messageId) return false
+    if (update.kind === 'attempt') {
+      if (update.attempt.number !== last.attempt.number) return false
+      this.#pending[index] = {
+        ...last,
+        at: update.at,
+        attempt: update.attempt,
+        ...(update.state ? { state: update.state } : {}),
+      }
+    } else {
+      this.#pending[index] = { ...last, at: update.at, state: update.state }
+    }
+    return true
   }
 
   #write(): void {
     this.#scheduled = false
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#timer = undefined
     if (this.#pending.length === 0) return
     const batch = this.#pending
     this.#pending = []
+    this.#lastAttempt = new Map()
     const outage = this.#outage
     const written: Promise<void> = this.backend
       .write(batch, this.retention)

@@ -5,6 +5,7 @@ import { decodeCursor, encodeCursor, isAfter, matches, newestFirst, pageSize } f
 /** An in-memory `TrackingBackend`, for tests and the StubBroker. */
 export class StubTrackingBackend implements TrackingBackend {
   readonly #records = new Map<string, StoredRecord>()
+  #sweptAt = -Infinity
 
   /** How many records it holds. */
   get size(): number {
@@ -15,7 +16,11 @@ export class StubTrackingBackend implements TrackingBackend {
     for (const update of updates) {
       this.#records.set(update.messageId, applyUpdate(this.#records.get(update.messageId), update))
     }
-    const cutoff = Date.now() - retention
+    // Expired records go at most once a second (or when the retention is shorter): not a scan per write.
+    const now = Date.now()
+    if (now - this.#sweptAt < Math.min(1000, retention)) return
+    this.#sweptAt = now
+    const cutoff = now - retention
     for (const [id, record] of this.#records) if (record.updatedAt < cutoff) this.#records.delete(id)
   }
 

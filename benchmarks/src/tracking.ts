@@ -1,0 +1,76 @@
+// Tracking's cost on the Redis hot path: end-to-end throughput of no-op actors at concurrency 8,
+// without and with `Tracking` (RedisTrackingBackend on the same Redis), alternating rounds.
+//
+//   node --import tsx --conditions=@tq/source src/tracking.ts [N] [rounds]   # default 30 000, 3
+//
+// TQ_BENCH_TRACKING_URL puts the records on another Redis. Writes under namespaces of its own (broker and tracking prefix) and deletes them at the end.
+import { randomBytes } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import { Tracking, Worker, actor, type Middleware } from '@tq/core'
+import { RedisBroker, RedisTrackingBackend } from '@tq/redis'
+import { Redis } from 'ioredis'
+
+const url = process.env['TQ_BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379/8'
+/** The tracking records' Redis (default: the broker's). */
+const trackingUrl = process.env['TQ_BENCH_TRACKING_URL'] ?? url
+const N = Number(process.argv[2] ?? 30_000)
+const rounds = Number(process.argv[3] ?? 3)
+const tag = `${process.pid}-${randomBytes(3).toString('hex')}`
+
+async function run(tracked: boolean): Promise<{ enqueue: number; drain: number }> {
+  const namespace = `tqbench-tracking-${tag}`
+  const backend = tracked
+    ? new RedisTrackingBackend({ url: trackingUrl, prefix: `tqbench-tracking-t-${tag}` })
+    : undefined
+  const tracking = backend ? new Tracking({ backend }) : undefined
+  const middleware: Middleware[] = tracking ? [tracking] : []
+  const broker = new RedisBroker({ url, namespace, middleware })
+  let done = 0
+  let finished!: () => void
+  const all = new Promise<void>((resolve) => (finished = resolve))
+  const noop = actor(
+    'noop',
+    (_i: number) => {
+      if (++done === N) finished()
+    },
+    { broker, queueName: 'bench' },
+  )
+  let t = performance.now()
+  for (let i = 0; i < N; i += 1000) {
+    await broker.enqueueMany(Array.from({ length: Math.min(1000, N - i) }, (_, j) => noop.message(i + j)))
+  }
+  await tracking?.flush()
+  const enqueue = (N / (performance.now() - t)) * 1000
+  const worker = new Worker(broker, { concurrency: 8 })
+  t = performance.now()
+  await worker.start()
+  await all
+  const drain = (N / (performance.now() - t)) * 1000
+  await worker.stop()
+  await tracking?.flush()
+  await broker.flushAll()
+  await broker.close()
+  await backend?.close?.()
+  return { enqueue, drain }
+}
+
+const rows: Array<{ tracked: boolean; enqueue: number; drain: number }> = []
+for (let r = 0; r < rounds; r++) {
+  for (const tracked of r % 2 === 0 ? [false, true] : [true, false]) rows.push({ tracked, ...(await run(tracked)) })
+}
+const best = (tracked: boolean, key: 'enqueue' | 'drain'): number =>
+  Math.max(...rows.filter((row) => row.tracked === tracked).map((row) => row[key]))
+const fmt = (n: number): string => `${Math.round(n).toLocaleString('en-US')} msgs/s`
+for (const row of rows)
+  console.log(`${row.tracked ? 'tracking' : 'plain   '}  enqueue ${fmt(row.enqueue)}  end to end c8 ${fmt(row.drain)}`)
+console.log(
+  `best: plain ${fmt(best(false, 'drain'))}, tracking ${fmt(best(true, 'drain'))} → ${Math.round((best(true, 'drain') / best(false, 'drain')) * 100)} % (enqueue ${Math.round((best(true, 'enqueue') / best(false, 'enqueue')) * 100)} %)`,
+)
+for (const where of new Set([url, trackingUrl])) {
+  const cleanup = new Redis(where)
+  for (const pattern of [`tqbench-tracking-${tag}*`, `tqbench-tracking-t-${tag}*`]) {
+    const keys = await cleanup.keys(pattern)
+    if (keys.length > 0) await cleanup.del(...keys)
+  }
+  await cleanup.quit()
+}
