@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { getEncoder, type Encoder } from './encoder.ts'
-import { DecodeError, errorMessage } from './errors.ts'
+import { ConfigurationError, DecodeError, errorMessage } from './errors.ts'
 import { fieldsFromWire, fieldsToWire, type MessageFields, type WireMessage } from './wire.ts'
 import type { ResultBackend } from './results/backend.ts'
+import type { TrackingBackend } from './tracking/backend.ts'
 
 /**
  * Options a message can carry. Broker, Retries, Pipelines and group fields are listed; any
@@ -141,6 +142,25 @@ export class Message<R = unknown> implements MessageFields {
     // whose default middleware need Message — a static import would make that a cycle.
     const backend = options.backend ?? (await import('./global.ts')).getBroker().getResultBackend()
     return (await backend.getResult(this, options)) as R
+  }
+
+  /**
+   * The last progress this message's actor reported with `setProgress()`, from tracking
+   * (`undefined` if none, or if tracking does not know the message). `backend` defaults to the
+   * global broker's `Tracking` middleware's; without one, `ConfigurationError`.
+   */
+  async getProgress(options: { backend?: TrackingBackend } = {}): Promise<unknown> {
+    let backend = options.backend
+    if (!backend) {
+      const broker = (await import('./global.ts')).getBroker()
+      const { Tracking } = await import('./tracking/middleware.ts')
+      const tracking = broker.middleware.find((m) => m instanceof Tracking)
+      if (!tracking) {
+        throw new ConfigurationError('getProgress() reads tracking: add the Tracking middleware, or pass { backend }')
+      }
+      backend = tracking.backend
+    }
+    return (await backend.get(this.messageId))?.progress
   }
 
   /** `actor(1, 2, k=v)` */

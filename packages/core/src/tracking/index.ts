@@ -14,3 +14,4 @@ export {
 } from './backend.ts'
 export { StubTrackingBackend } from './stub.ts'
 export { Tracking, type TrackingOptions } from './middleware.ts'
+export { setProgress } from './progress.ts'

@@ -8,6 +8,7 @@ import type { MessageProxy } from '../message-proxy.ts'
 import type { Middleware, ProcessOutcome } from '../middleware/middleware.ts'
 import { qName } from '../queue-names.ts'
 import type { TrackedAttempt, TrackingBackend, TrackingUpdate } from './backend.ts'
+import { setProgressSink } from './progress.ts'
 
 export interface TrackingOptions {
   /** Where the records go: `StubTrackingBackend`, `RedisTrackingBackend` (@tq/redis), … */
@@ -70,6 +71,8 @@ export class Tracking implements Middleware {
   #pending: TrackingUpdate[] = []
   /** Index in `#pending` of each message's last attempt update, for merging. */
   #lastAttempt = new Map<string, number>()
+  /** Index in `#pending` of each message's last progress update. */
+  #lastProgress = new Map<string, number>()
   #timer: NodeJS.Timeout | undefined
   #scheduled = false
   /** Writes started and not finished, for `flush()`. */
@@ -123,6 +126,9 @@ export class Tracking implements Middleware {
       startedAt: Date.now(),
     }
     this.#running.set(proxy.messageId, { attempt, failed: false, retried: false })
+    setProgressSink(proxy, (progress) =>
+      this.#push(broker, { kind: 'progress', at: Date.now(), messageId: proxy.messageId, progress }),
+    )
     this.#push(broker, {
       kind: 'attempt',
       at: attempt.startedAt,
@@ -214,6 +220,16 @@ export class Tracking implements Middleware {
    * order they give the same record, in one update instead of three.
    */
   #merge(update: TrackingUpdate): boolean {
+    if (update.kind === 'progress') {
+      // Only the last value of a window matters.
+      const index = this.#lastProgress.get(update.messageId)
+      if (index === undefined || this.#pending[index]?.messageId !== update.messageId) {
+        this.#lastProgress.set(update.messageId, this.#pending.length)
+        return false
+      }
+      this.#pending[index] = update
+      return true
+    }
     if (update.kind !== 'attempt' && update.kind !== 'state') return false
     const index = this.#lastAttempt.get(update.messageId)
     if (index === undefined) return false
@@ -241,6 +257,7 @@ export class Tracking implements Middleware {
     const batch = this.#pending
     this.#pending = []
     this.#lastAttempt = new Map()
+    this.#lastProgress = new Map()
     const outage = this.#outage
     const written: Promise<void> = this.backend
       .write(batch, this.retention)
