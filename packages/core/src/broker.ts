@@ -1,4 +1,5 @@
 import type { AnyActor } from './actor.ts'
+import { dueMessage } from './adapter/redrive.ts'
 import { RelayLogger } from './adapter/relay-logger.ts'
 import { getEncoder, type Encoder } from './encoder.ts'
 import {
@@ -363,7 +364,7 @@ export abstract class Broker<C extends Consumer = Consumer> {
    * the message twice (the at-least-once side of the trade). Called by the worker.
    */
   async promoteDelayed(consumer: Consumer, proxy: MessageProxy): Promise<Message> {
-    const due = dueCopy(proxy.message)
+    const due = dueMessage(proxy.message)
     if (!consumer.promote) {
       const enqueued = await this.enqueue(due)
       await consumer.ack(proxy)
@@ -442,17 +443,4 @@ export abstract class Broker<C extends Consumer = Consumer> {
   isRetryableError(error: unknown): boolean {
     return this.classifyError(error).retryable
   }
-}
-
-/** A delayed message as it goes to its queue once due: on the canonical queue, without `eta`. */
-function dueCopy(message: Message): Message {
-  const { eta: _eta, ...options } = message.options
-  const copy = message.copy({ queueName: qName(message.queueName) })
-  // copy() merges options; rebuild them without the eta. Defined, not assigned: an own
-  // "__proto__" key (JSON.parse makes one) must stay a key, not become the prototype.
-  for (const key of Object.keys(copy.options)) delete copy.options[key]
-  for (const [key, value] of Object.entries(options)) {
-    Object.defineProperty(copy.options, key, { value, writable: true, enumerable: true, configurable: true })
-  }
-  return copy
 }

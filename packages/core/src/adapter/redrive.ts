@@ -26,3 +26,16 @@ export function redrivenMessage(message: Message): Message {
     messageTimestamp: message.messageTimestamp,
   })
 }
+
+/** A delayed message as it goes to its queue once due: on the canonical queue, without `eta`. */
+export function dueMessage(message: Message): Message {
+  const { eta: _eta, ...options } = message.options
+  const copy = message.copy({ queueName: qName(message.queueName) })
+  // copy() merges options; rebuild them without the eta. Defined, not assigned: an own
+  // "__proto__" key (JSON.parse makes one) must stay a key, not become the prototype.
+  for (const key of Object.keys(copy.options)) delete copy.options[key]
+  for (const [key, value] of Object.entries(options)) {
+    Object.defineProperty(copy.options, key, { value, writable: true, enumerable: true, configurable: true })
+  }
+  return copy
+}
