@@ -16,12 +16,29 @@ import {
   sleep,
   xqName,
   type Middleware,
+  type QueueCounts,
 } from '@tq/core'
 import { createCapturingLogger, uniqueQueueName, waitFor } from '@tq/core/testing'
 import type { GetMessage, Options } from 'amqplib'
 import { RabbitmqBroker, type RabbitmqBrokerOptions } from '../src/index.ts'
 import { REDRIVE_BATCH } from '../src/redrive.ts'
 import { AMQP_URL, RawAmqp, closeConnections, findConnections, fixture } from './helpers.ts'
+
+/**
+ * RabbitMQ counts a requeued message (an undecodable dead letter put back, a prefetched one of a
+ * closed channel) a moment after the channel that requeued it closed: wait for the counts.
+ */
+async function expectCounts(broker: RabbitmqBroker, q: string, expected: Partial<QueueCounts>): Promise<void> {
+  let last: QueueCounts | undefined
+  await waitFor(
+    async () => {
+      last = await broker.queueCounts(q)
+      return Object.entries(expected).every(([key, value]) => last?.[key as keyof QueueCounts] === value)
+    },
+    { timeout: 5000, message: `counts ${JSON.stringify(expected)}` },
+  ).catch(() => undefined)
+  expect(last).toMatchObject(expected)
+}
 
 const here = dirname(fileURLToPath(import.meta.url))
 const prefix = uniqueQueueName('tq_rmq_redrive')
@@ -125,11 +142,11 @@ describe('redriveDeadLetters', () => {
     const broker = newBroker('empty')
     const q = queue('empty')
     expect(await broker.redriveDeadLetters(q)).toBe(0)
-    expect(await broker.queueCounts(q)).toMatchObject({ ready: 0, delayed: 0, dead: 0 })
+    await expectCounts(broker, q, { ready: 0, delayed: 0, dead: 0 })
     await broker.enqueue(deadMessage(q, 1))
     expect(await broker.redriveDeadLetters(q)).toBe(0)
     expect(await broker.redriveDeadLetters(q, { limit: 0 })).toBe(0)
-    expect(await broker.queueCounts(q)).toMatchObject({ ready: 1, dead: 0 })
+    await expectCounts(broker, q, { ready: 1, dead: 0 })
     await expect(broker.redriveDeadLetters(q, { limit: -1 })).rejects.toBeInstanceOf(InvalidArgumentError)
     await expect(broker.redriveDeadLetters(q, { limit: 1.5 })).rejects.toBeInstanceOf(InvalidArgumentError)
   })
@@ -146,17 +163,17 @@ describe('redriveDeadLetters', () => {
     // RabbitMQ dead-letters them (as a worker's nack does): q's two, then the delayed one.
     await deadLetter(q, 2)
     await deadLetter(dqName(q), 1)
-    expect(await broker.queueCounts(q)).toMatchObject({ ready: 0, delayed: 0, dead: 3 })
+    await expectCounts(broker, q, { ready: 0, delayed: 0, dead: 3 })
     hooks.before.length = 0
     hooks.after.length = 0
 
     expect(await broker.redriveDeadLetters(q, { limit: 2 })).toBe(2)
-    expect(await broker.queueCounts(q)).toMatchObject({ ready: 2, delayed: 0, dead: 1 })
+    await expectCounts(broker, q, { ready: 2, delayed: 0, dead: 1 })
     expect(hooks.before).toEqual([first.messageId, second.messageId])
     expect(hooks.after).toEqual([first.messageId, second.messageId])
 
     expect(await broker.redriveDeadLetters(q)).toBe(1)
-    expect(await broker.queueCounts(q)).toMatchObject({ ready: 3, delayed: 0, dead: 0 })
+    await expectCounts(broker, q, { ready: 3, delayed: 0, dead: 0 })
     expect(await broker.redriveDeadLetters(q)).toBe(0)
 
     const moved = await raw.peek(q)
@@ -203,7 +220,7 @@ describe('redriveDeadLetters', () => {
     const good = Array.from({ length: total }, (_, i) => i).filter((i) => !bad(i))
 
     expect(await broker.redriveDeadLetters(q, { limit: 1000 })).toBe(1000)
-    expect(await broker.queueCounts(q)).toMatchObject({ ready: 1000, dead: 200 })
+    await expectCounts(broker, q, { ready: 1000, dead: 200 })
     expect(await argsIn(q)).toEqual(good.slice(0, 1000))
     const left = await raw.peek(xqName(q))
     const badLeft = left.filter((m) => !m.content.toString().startsWith('{"queue_name"'))
@@ -215,11 +232,11 @@ describe('redriveDeadLetters', () => {
     expect(logger.entries.filter((e) => /Leaving an undecodable dead letter/.test(e.msg))).toHaveLength(10)
 
     expect(await broker.redriveDeadLetters(q)).toBe(188)
-    expect(await broker.queueCounts(q)).toMatchObject({ ready: 1188, dead: 12 })
+    await expectCounts(broker, q, { ready: 1188, dead: 12 })
     expect(await argsIn(q)).toEqual(good)
     // Only undecodable ones left: the redrive still ends, moving none.
     expect(await broker.redriveDeadLetters(q)).toBe(0)
-    expect(await broker.queueCounts(q)).toMatchObject({ ready: 1188, dead: 12 })
+    await expectCounts(broker, q, { ready: 1188, dead: 12 })
   })
 
   it('publishes what Python Dramatiq enqueues: bytes and properties of the first enqueue, priority kept', async () => {
@@ -301,7 +318,7 @@ describe('redriveDeadLetters', () => {
     )
     const [a, b] = await Promise.all([one.redriveDeadLetters(q), two.redriveDeadLetters(q)])
     expect(a + b).toBe(total)
-    expect(await one.queueCounts(q)).toMatchObject({ ready: total, dead: 0 })
+    await expectCounts(one, q, { ready: total, dead: 0 })
     expect((await argsIn(q)).sort((x, y) => x - y)).toEqual(Array.from({ length: total }, (_, i) => i))
   })
 
@@ -352,7 +369,7 @@ describe('redriveDeadLetters', () => {
     expect(ready + dead - total).toBeLessThanOrEqual(REDRIVE_BATCH)
 
     expect(await broker.redriveDeadLetters(q)).toBe(dead)
-    expect(await broker.queueCounts(q)).toMatchObject({ ready: ready + dead, dead: 0 })
+    await expectCounts(broker, q, { ready: ready + dead, dead: 0 })
     expect(new Set(await argsIn(q)).size).toBe(total)
   }, 60_000)
 })
@@ -454,7 +471,7 @@ describe('redriveDeadLetters, killed with SIGKILL midway', () => {
 
       // A second redrive moves the rest.
       expect(await broker.redriveDeadLetters(q)).toBe(dead)
-      expect(await broker.queueCounts(q)).toMatchObject({ ready: ready + dead, dead: 0 })
+      await expectCounts(broker, q, { ready: ready + dead, dead: 0 })
       const finalIds = (await raw.peek(q)).map((m) => parse(m).message_id)
       expect(new Set(finalIds).size).toBe(total)
     },
