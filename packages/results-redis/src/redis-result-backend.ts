@@ -94,7 +94,6 @@ export class RedisResultBackend extends ResultBackendBase {
   #blockingCommand: 'BLMOVE' | 'BRPOPLPUSH' = 'BLMOVE'
   #closed = false
   /** The check that the URL's database exists (ioredis swallows a failed SELECT and stays on db 0). */
-  #dbChecked: Promise<void> | undefined
   /** Connection errors: one warning per outage, then debug entries until the client is ready again. */
   readonly #onError = (error: unknown): void => {
     this.#outage.failed('Redis connection error', errorMeta(error))
@@ -167,7 +166,7 @@ export class RedisResultBackend extends ResultBackendBase {
   /** `LINDEX key 0`: the stored value, without waiting. */
   protected override async get(key: string): Promise<Uint8Array | Missing> {
     this.#assertOpen()
-    await this.#checkDb()
+    await this.#handle.verifyDatabase(classifyRedisError)
     try {
       return (await this.client.lindexBuffer(key, 0)) ?? Missing
     } catch (error) {
@@ -178,7 +177,7 @@ export class RedisResultBackend extends ResultBackendBase {
   /** `MULTI; DEL key; LPUSH key value; PEXPIRE key ttl; EXEC`, as Dramatiq writes it. */
   protected override async store(key: string, value: Uint8Array, ttl: number): Promise<void> {
     this.#assertOpen()
-    await this.#checkDb()
+    await this.#handle.verifyDatabase(classifyRedisError)
     let replies: Array<[Error | null, unknown]> | null
     try {
       replies = await this.client
@@ -354,24 +353,6 @@ export class RedisResultBackend extends ResultBackendBase {
     connection.on('error', this.#onError)
     connection.on('ready', this.#onReady)
     return connection
-  }
-
-  /**
-   * Once, before the first command: a URL naming a database other than 0 is checked with an
-   * explicit SELECT, so a database index the server does not have fails with
-   * `ConfigurationError` instead of reading and writing database 0.
-   */
-  #checkDb(): Promise<void> | undefined {
-    if (this.#handle.db === 0) return undefined
-    if (!this.#dbChecked) {
-      const checking = this.#handle.selectDatabase(classifyRedisError)
-      checking.catch((error: unknown) => {
-        // Unreachable: check again on the next command. A missing database stays an error.
-        if (!(error instanceof ConfigurationError) && this.#dbChecked === checking) this.#dbChecked = undefined
-      })
-      this.#dbChecked = checking
-    }
-    return this.#dbChecked
   }
 
   #assertOpen(): void {

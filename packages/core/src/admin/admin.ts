@@ -25,7 +25,7 @@ export interface QueueSummary extends QueueCounts {
  *
  * ```ts
  * const admin = new Admin({ broker })
- * for (const queue of await admin.queues()) console.log(queue.name, queue.ready, queue.dead)
+ * const backlog = (await admin.queues()).filter((queue) => queue.ready > 1000 || queue.dead > 0)
  * const failed = await admin.messages({ state: 'dead', limit: 20 })
  * ```
  */

@@ -84,20 +84,7 @@ export function lifecycleCases({ options, t, setup }: SuiteContext): void {
 
   it('stop() lets in-flight messages finish and returns prefetched ones', async () => {
     const { broker, queueName, startWorker } = await setup()
-    const ledger = new Ledger<number>()
-    const started = deferred()
-    const release = deferred()
-    const block = actor(
-      'block',
-      async (i: number) => {
-        if (i === 0) {
-          started.resolve()
-          await release.promise
-        }
-        ledger.record(i)
-      },
-      { broker, queueName },
-    )
+    const { ledger, started, release, block } = blockingActor(broker, queueName)
     await block.send(0)
     const worker = await startWorker({ concurrency: 1, queuePrefetch: 4 })
     await started.promise
@@ -115,20 +102,7 @@ export function lifecycleCases({ options, t, setup }: SuiteContext): void {
 
   it('stop() hands prefetched messages back before the in-flight ones finish', async () => {
     const { broker, queueName, startWorker } = await setup()
-    const ledger = new Ledger<number>()
-    const started = deferred()
-    const release = deferred()
-    const block = actor(
-      'block',
-      async (i: number) => {
-        if (i === 0) {
-          started.resolve()
-          await release.promise
-        }
-        ledger.record(i)
-      },
-      { broker, queueName },
-    )
+    const { ledger, started, release, block } = blockingActor(broker, queueName)
     await block.send(0)
     const first = await startWorker({ concurrency: 1, queuePrefetch: 4 })
     await started.promise
@@ -160,4 +134,23 @@ export function lifecycleCases({ options, t, setup }: SuiteContext): void {
     await ledger.waitForTotal(1, t(10_000))
     expect(ledger.order).toEqual(['x'])
   })
+}
+
+/** An actor that records each `i` it runs, and holds message 0 until `release` resolves. */
+function blockingActor(broker: Broker, queueName: string) {
+  const ledger = new Ledger<number>()
+  const started = deferred()
+  const release = deferred()
+  const block = actor(
+    'block',
+    async (i: number) => {
+      if (i === 0) {
+        started.resolve()
+        await release.promise
+      }
+      ledger.record(i)
+    },
+    { broker, queueName },
+  )
+  return { ledger, started, release, block }
 }

@@ -2,7 +2,7 @@ import { hostname } from 'node:os'
 import { OutageLog } from '../adapter/outage-log.ts'
 import type { Broker } from '../broker.ts'
 import { InvalidArgumentError, errorMessage, errorTypeName } from '../errors.ts'
-import { errorMeta, noopLogger, type Logger } from '../logger.ts'
+import { errorMeta, type Logger } from '../logger.ts'
 import type { Message } from '../message.ts'
 import type { MessageProxy } from '../message-proxy.ts'
 import type { Middleware, ProcessOutcome } from '../middleware/middleware.ts'
@@ -207,7 +207,7 @@ export class Tracking implements Middleware {
     if (this.#pending.length >= MAX_BATCH) return this.#write()
     if (this.#scheduled) return
     this.#scheduled = true
-    this.#outage ??= new OutageLog((this.#logger ?? broker.logger ?? noopLogger).child({ component: 'tracking' }))
+    this.#outage ??= new OutageLog((this.#logger ?? broker.logger).child({ component: 'tracking' }))
     if (this.flushInterval === 0) setImmediate(() => this.#write())
     else {
       this.#timer = setTimeout(() => this.#write(), this.flushInterval)

@@ -89,6 +89,25 @@ export class RedisClientHandle {
    * SELECT of its handshake and stays on database 0. Throws `ConfigurationError` when the server
    * refuses it; other errors go through `classify`.
    */
+  /**
+   * `selectDatabase` once, before an adapter's first command (`undefined` on database 0): the
+   * same promise for every caller; a failure other than a missing database is checked again by
+   * the next caller (the server was unreachable, not misconfigured).
+   */
+  verifyDatabase(classify: (error: unknown) => Error): Promise<void> | undefined {
+    if (this.db === 0) return undefined
+    if (!this.#verified) {
+      const checking = this.selectDatabase(classify)
+      checking.catch((error: unknown) => {
+        if (!(error instanceof ConfigurationError) && this.#verified === checking) this.#verified = undefined
+      })
+      this.#verified = checking
+    }
+    return this.#verified
+  }
+
+  #verified: Promise<void> | undefined
+
   async selectDatabase(classify: (error: unknown) => Error): Promise<void> {
     const db = this.db
     if (db === 0) return

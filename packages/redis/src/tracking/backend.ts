@@ -66,7 +66,6 @@ export class RedisTrackingBackend implements TrackingBackend {
   readonly client: Redis
   readonly prefix: string
   readonly #handle: RedisClientHandle
-  #dbChecked: Promise<void> | undefined
 
   constructor(options: RedisTrackingBackendOptions = {}) {
     const prefix = options.prefix ?? 'tq-tracking'
@@ -103,7 +102,7 @@ export class RedisTrackingBackend implements TrackingBackend {
       for (const update of chunk) encodeUpdate(update, args)
       return args
     })
-    await this.#checkDb()
+    await this.#handle.verifyDatabase(classifyRedisError)
     try {
       if (calls.length === 1) {
         await runTrackingScript(this.client, 'write', calls[0] ?? [])
@@ -123,7 +122,7 @@ export class RedisTrackingBackend implements TrackingBackend {
    */
   async get(messageId: string): Promise<TrackedMessage | undefined> {
     const key = this.recordKey(messageId)
-    await this.#checkDb()
+    await this.#handle.verifyDatabase(classifyRedisError)
     let flat: Buffer[]
     try {
       flat = (await this.client.callBuffer('HGETALL', key)) as Buffer[]
@@ -143,7 +142,7 @@ export class RedisTrackingBackend implements TrackingBackend {
   async list(query: TrackingQuery = {}): Promise<TrackingPage> {
     const limit = pageSize(query)
     const from = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
-    await this.#checkDb()
+    await this.#handle.verifyDatabase(classifyRedisError)
     try {
       return query.search !== undefined && query.search !== ''
         ? await this.#search(query, limit, from)
@@ -154,7 +153,7 @@ export class RedisTrackingBackend implements TrackingBackend {
   }
 
   async delete(messageId: string): Promise<void> {
-    await this.#checkDb()
+    await this.#handle.verifyDatabase(classifyRedisError)
     try {
       await runTrackingScript(this.client, 'delete', [this.prefix, messageId])
     } catch (error) {
@@ -283,19 +282,6 @@ export class RedisTrackingBackend implements TrackingBackend {
       if (error instanceof DecodeError) return undefined
       throw error
     }
-  }
-
-  #checkDb(): Promise<void> | undefined {
-    if (this.#handle.db === 0) return undefined
-    if (!this.#dbChecked) {
-      const checking = this.#handle.selectDatabase(classifyRedisError)
-      checking.catch((error: unknown) => {
-        // Unreachable: check again on the next command. A missing database stays an error.
-        if (!(error instanceof ConfigurationError) && this.#dbChecked === checking) this.#dbChecked = undefined
-      })
-      this.#dbChecked = checking
-    }
-    return this.#dbChecked
   }
 }
 
