@@ -47,6 +47,15 @@ export interface MiddlewareOptions {
   resultTtl?: number
   /** Pipelines: do not append the previous step's result to this message's arguments. */
   pipeIgnore?: boolean
+  /**
+   * Tracking (deduplication): while a message of this actor with the same key is queued,
+   * delayed or running, `send` enqueues nothing and resolves to that message. Per message.
+   */
+  uniqueKey?: string
+  /** Tracking: the longest a unique key is held, in ms (required with `uniqueKey`). */
+  uniqueFor?: number
+  /** Tracking: hold the unique key until the message starts or finishes (default `'finish'`). */
+  uniqueUntil?: 'start' | 'finish'
 }
 
 export interface ActorOptions extends MiddlewareOptions {

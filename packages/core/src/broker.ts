@@ -293,27 +293,54 @@ export abstract class Broker<C extends Consumer = Consumer> {
    */
   async enqueueMany(messages: readonly Message[], options: EnqueueOptions = {}): Promise<Message[]> {
     this.assertOpen()
+    const began = Date.now()
     const delay = options.delay ?? undefined
-    const outgoing: OutgoingMessage[] = []
+    const outgoing: (Omit<OutgoingMessage, 'body'> & { body: Uint8Array | undefined })[] = []
     for (const original of messages) {
       const canonical = qName(original.queueName)
       this.checkEnqueueQueue(canonical)
       let message = this.prepareMessage(original)
+      if (message.options['uniqueKey'] !== undefined) {
+        const existing = await this.#claimUnique(message, delay)
+        if (existing) {
+          outgoing.push({ message: existing, body: undefined, canonical, delay })
+          continue
+        }
+      }
       if (delay !== undefined) {
         message = message.copy({ queueName: dqName(canonical), options: { eta: Math.round(Date.now() + delay) } })
       }
       await this.emitBefore('beforeEnqueue', message, delay)
       outgoing.push({ message, body: message.encode(this.encoder), canonical, delay })
     }
+    // Duplicates of a held unique key send nothing and resolve to the message holding it.
+    const sending = outgoing.some((out) => out.body === undefined)
+      ? outgoing.filter((out): out is OutgoingMessage => out.body !== undefined)
+      : (outgoing as OutgoingMessage[])
     // A transport that hands the messages over synchronously (the StubBroker) costs no extra turn.
-    const sent = this.transmit(outgoing)
+    const sent = sending.length > 0 ? this.transmit(sending) : undefined
     if (sent) await sent
     const enqueued: Message[] = []
     for (const out of outgoing) {
-      await this.emitAfter('afterEnqueue', out.message, delay, out.body)
+      if (out.body !== undefined) await this.emitAfter('afterEnqueue', out.message, delay, out.body, began)
       enqueued.push(out.message)
     }
     return enqueued
+  }
+
+  /**
+   * Deduplication (`uniqueKey`): the middleware that keeps unique keys (`Tracking`) claims the
+   * key for the message; resolves with the message already holding it, if another does.
+   */
+  async #claimUnique(message: Message, delay: number | undefined): Promise<Message | undefined> {
+    const keeper = this.middleware.find((m) => typeof m.claimUnique === 'function')
+    if (!keeper?.claimUnique) {
+      throw new ConfigurationError(
+        `Message option uniqueKey needs a middleware that keeps unique keys: add Tracking ` +
+          `(broker.addMiddleware(new Tracking({ backend })))`,
+      )
+    }
+    return keeper.claimUnique(this, message, delay)
   }
 
   /**

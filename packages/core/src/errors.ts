@@ -32,6 +32,8 @@ export const ErrorCode = {
   SKIP_MESSAGE: 'TQ_SKIP_MESSAGE',
   TIME_LIMIT_EXCEEDED: 'TQ_TIME_LIMIT_EXCEEDED',
   SHUTDOWN: 'TQ_SHUTDOWN',
+  CANCELLED: 'TQ_CANCELLED',
+  MESSAGE_NOT_FOUND: 'TQ_MESSAGE_NOT_FOUND',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
@@ -280,6 +282,29 @@ export class ShutdownError extends TqError {
   static override readonly codes: readonly ErrorCode[] = [ErrorCode.SHUTDOWN]
   constructor(message = 'Worker is shutting down') {
     super(message, ErrorCode.SHUTDOWN)
+  }
+}
+
+/**
+ * The message was cancelled (`admin.cancel(id)`): a running actor's `AbortSignal` fires with this
+ * reason, and the message is acked as `cancelled`, never retried.
+ */
+export class CancelledError extends TqError {
+  static override readonly codes: readonly ErrorCode[] = [ErrorCode.CANCELLED]
+  readonly messageId: string
+  constructor(messageId: string, message = `Message ${messageId} was cancelled`) {
+    super(message, ErrorCode.CANCELLED, { retryable: false })
+    this.messageId = messageId
+  }
+}
+
+/** No message with this id is known (to tracking, for `Admin.retry()` / `cancel()`). */
+export class MessageNotFoundError extends TqError {
+  static override readonly codes: readonly ErrorCode[] = [ErrorCode.MESSAGE_NOT_FOUND]
+  readonly messageId: string
+  constructor(messageId: string, detail = 'tracking has no record of it (never tracked, or expired)') {
+    super(`Message ${JSON.stringify(messageId)} is not known: ${detail}`, ErrorCode.MESSAGE_NOT_FOUND)
+    this.messageId = messageId
   }
 }
 

@@ -146,6 +146,14 @@ describe('Tracking', () => {
       get: () => Promise.resolve(undefined),
       list: () => Promise.resolve({ items: [] }),
       delete: () => Promise.resolve(),
+      requestCancel: () => Promise.reject(new Error('tracking store down')),
+      clearCancel: () => Promise.reject(new Error('tracking store down')),
+      subscribeCancels: () => Promise.reject(new Error('tracking store down')),
+      claimUnique: () => Promise.reject(new Error('tracking store down')),
+      releaseUnique: () => Promise.reject(new Error('tracking store down')),
+      heartbeat: () => Promise.reject(new Error('tracking store down')),
+      removeWorker: () => Promise.reject(new Error('tracking store down')),
+      workers: () => Promise.reject(new Error('tracking store down')),
     }
     const { tracking, broker, logger } = await setup({ backend: failing })
     const ran: number[] = []

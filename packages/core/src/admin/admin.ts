@@ -1,7 +1,18 @@
 import type { Broker, QueueCounts } from '../broker.ts'
-import { ConfigurationError, InvalidArgumentError } from '../errors.ts'
+import { ConfigurationError, InvalidArgumentError, MessageNotFoundError } from '../errors.ts'
+import { redrivenMessage } from '../adapter/redrive.ts'
+import { Message } from '../message.ts'
 import { qName } from '../queue-names.ts'
-import type { TrackedMessage, TrackingBackend, TrackingPage, TrackingQuery } from '../tracking/backend.ts'
+import {
+  FINAL_STATES,
+  type MessageState,
+  type TrackedMessage,
+  type TrackingBackend,
+  type TrackingPage,
+  type TrackingQuery,
+  type WorkerHeartbeat,
+} from '../tracking/backend.ts'
+import { uniqueKeyName } from '../tracking/control.ts'
 import { Tracking } from '../tracking/middleware.ts'
 
 export interface AdminOptions {
@@ -12,6 +23,17 @@ export interface AdminOptions {
    */
   tracking?: Tracking | TrackingBackend
 }
+
+/** What `Admin.cancel()` did. */
+export interface CancelResult {
+  messageId: string
+  /** False when the message had already finished: nothing was changed. */
+  cancelled: boolean
+  /** The state the message was in when the cancel was asked for. */
+  state: MessageState
+}
+
+const DAY = 86_400_000
 
 /** A queue and its counts, as the broker counts them. */
 export interface QueueSummary extends QueueCounts {
@@ -32,11 +54,14 @@ export interface QueueSummary extends QueueCounts {
 export class Admin {
   readonly broker: Broker
   readonly #tracking: TrackingBackend | undefined
+  /** How long a cancel is kept: the Tracking middleware's retention, else 7 days. */
+  readonly #retention: number
 
   constructor(options: AdminOptions) {
     this.broker = options.broker
     const tracking = options.tracking ?? options.broker.middleware.find((m) => m instanceof Tracking)
     this.#tracking = tracking instanceof Tracking ? tracking.backend : tracking
+    this.#retention = tracking instanceof Tracking ? tracking.retention : 7 * DAY
   }
 
   /** Whether messages can be listed (a tracking backend is at hand). */
@@ -60,8 +85,7 @@ export class Admin {
 
   /** One tracked message, or `undefined` if tracking does not know it. */
   async message(messageId: string): Promise<TrackedMessage | undefined> {
-    if (typeof messageId !== 'string' || messageId === '')
-      throw new InvalidArgumentError('message() needs a message id')
+    checkId(messageId)
     return this.#backend('read a message').get(messageId)
   }
 
@@ -95,6 +119,86 @@ export class Admin {
     return redrive(canonical, limit === undefined ? {} : { limit })
   }
 
+  /**
+   * Cancel a message, on whichever worker process gets it: a queued, delayed or retrying one is
+   * recorded `cancelled` now and skipped (acked, never run) when it is delivered; a running one
+   * has its actor's `AbortSignal` fired with a `CancelledError` and is not retried. A message
+   * that already finished is left as it is (`cancelled: false`). Throws `MessageNotFoundError`
+   * for an id tracking does not know.
+   */
+  async cancel(messageId: string): Promise<CancelResult> {
+    const record = await this.#record(messageId, 'cancel a message')
+    if (FINAL_STATES.has(record.state)) return { messageId, cancelled: false, state: record.state }
+    const backend = this.#backend('cancel a message')
+    await backend.requestCancel(messageId, 'cancel', this.#retention)
+    if (record.state !== 'running') {
+      await backend.write([{ kind: 'state', at: Date.now(), messageId, state: 'cancelled' }], this.#retention)
+      await this.#releaseUnique(record)
+    }
+    return { messageId, cancelled: true, state: record.state }
+  }
+
+  /**
+   * Forget a message: its record goes, and a message still waiting (or running) is cancelled so
+   * it never runs (brokers cannot take one message out of a queue). Resolves false for an id
+   * tracking does not know.
+   */
+  async delete(messageId: string): Promise<boolean> {
+    checkId(messageId)
+    const backend = this.#backend('delete a message')
+    const record = await backend.get(messageId)
+    if (!record) return false
+    if (!FINAL_STATES.has(record.state)) {
+      await backend.requestCancel(messageId, 'delete', this.#retention)
+      await this.#releaseUnique(record)
+    }
+    await backend.delete(messageId)
+    return true
+  }
+
+  /**
+   * Send a finished message (failed, dead, cancelled, skipped or succeeded) again, from the
+   * encoded copy tracking kept: same id, due now, its retry count reset. Resolves with the
+   * message as enqueued. Throws `MessageNotFoundError` for an id tracking does not know and
+   * `InvalidArgumentError` for a message that has not finished (it would run twice).
+   */
+  async retry(messageId: string): Promise<Message> {
+    const record = await this.#record(messageId, 'retry a message')
+    if (!FINAL_STATES.has(record.state)) {
+      throw new InvalidArgumentError(
+        `Message ${messageId} is ${record.state}: only a finished message can be retried (cancel it first)`,
+      )
+    }
+    if (!record.body) {
+      throw new MessageNotFoundError(messageId, 'tracking has no encoded copy of it to send again')
+    }
+    const message = redrivenMessage(Message.decode(record.body, this.broker.encoder))
+    // A cancel kept for the id would skip the new delivery.
+    await this.#backend('retry a message').clearCancel(messageId)
+    return this.broker.enqueue(message)
+  }
+
+  /** The workers whose heartbeats are current (each worker with `Tracking` sends them), by id. */
+  async workers(): Promise<WorkerHeartbeat[]> {
+    return this.#backend('list workers').workers()
+  }
+
+  async #record(messageId: string, what: string): Promise<TrackedMessage> {
+    checkId(messageId)
+    const record = await this.#backend(what).get(messageId)
+    if (!record) throw new MessageNotFoundError(messageId)
+    return record
+  }
+
+  /** A cancelled or deleted message no longer holds its unique key. */
+  async #releaseUnique(record: TrackedMessage): Promise<void> {
+    const key = record.options['uniqueKey']
+    if (typeof key !== 'string' || key === '') return
+    await this.#backend('release a unique key').releaseUnique([
+      { key: uniqueKeyName(record.actorName, key), messageId: record.messageId },
+    ])
+  }
+
   #backend(what: string): TrackingBackend {
     if (this.#tracking) return this.#tracking
     throw new ConfigurationError(
@@ -102,4 +206,8 @@ export class Admin {
         '(broker.addMiddleware(new Tracking({ backend }))) or pass { tracking } to Admin',
     )
   }
+}
+
+function checkId(messageId: unknown): asserts messageId is string {
+  if (typeof messageId !== 'string' || messageId === '') throw new InvalidArgumentError('A message id is needed')
 }

@@ -1,1 +1,1 @@
-export { Admin, type AdminOptions, type QueueSummary } from './admin.ts'
+export { Admin, type AdminOptions, type CancelResult, type QueueSummary } from './admin.ts'

@@ -39,8 +39,12 @@ export interface Middleware {
   afterDeclareQueue?: SyncHook<[queueName: string]>
   afterDeclareDelayQueue?: SyncHook<[queueName: string]>
   beforeEnqueue?: Hook<[message: Message, delay: number | undefined]>
-  /** `body`: the message as it was encoded for the broker, when the enqueue template sent it (not on every path). */
-  afterEnqueue?: Hook<[message: Message, delay: number | undefined, body?: Uint8Array]>
+  /**
+   * `body`: the message as it was encoded for the broker, and `at`: when the enqueue began (Unix
+   * ms; a worker may run the message before its publish is confirmed), when the enqueue template
+   * sent it (not on every path).
+   */
+  afterEnqueue?: Hook<[message: Message, delay: number | undefined, body?: Uint8Array, at?: number]>
   /** A delayed message was received and is held in worker memory until its eta. */
   beforeDelayMessage?: Hook<[message: MessageProxy]>
   /** May throw `SkipMessage` (after calling `message.fail()` to dead-letter it). */
@@ -60,9 +64,16 @@ export interface Middleware {
    * list order). `CurrentMessage` uses it to run the actor inside an async context.
    */
   wrapActorCall?: (broker: Broker, message: MessageProxy, call: () => Promise<unknown>) => Promise<unknown>
+  /**
+   * Deduplication: claim a message's `uniqueKey` as it is enqueued (`delay`: the enqueue's).
+   * Resolves `undefined` when the message may go, or the message already holding the key (the
+   * enqueue then sends nothing and resolves to it). Throws for bad unique options. The first
+   * middleware that has it is asked (`Tracking`), only for messages with a `uniqueKey`.
+   */
+  claimUnique?: (broker: Broker, message: Message, delay: number | undefined) => Promise<Message | undefined>
 }
 
-export type HookName = Exclude<keyof Middleware, 'actorOptions' | 'resultBackend' | 'wrapActorCall'>
+export type HookName = Exclude<keyof Middleware, 'actorOptions' | 'resultBackend' | 'wrapActorCall' | 'claimUnique'>
 export type SyncHookName =
   'beforeDeclareActor' | 'afterDeclareActor' | 'beforeDeclareQueue' | 'afterDeclareQueue' | 'afterDeclareDelayQueue'
 export type AsyncHookName = Exclude<HookName, SyncHookName>

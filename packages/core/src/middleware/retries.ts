@@ -1,6 +1,6 @@
 import type { AnyActor, ErrorClass } from '../actor.ts'
 import type { Broker } from '../broker.ts'
-import { Retry } from '../errors.ts'
+import { CancelledError, Retry } from '../errors.ts'
 import { errorMeta } from '../logger.ts'
 import type { MessageProxy } from '../message-proxy.ts'
 import { computeBackoff } from './backoff.ts'
@@ -94,6 +94,9 @@ export class Retries implements Middleware {
     const logger = broker.logger.child({ component: 'retries' })
     const actor = broker.actors.get(proxy.actorName)
     const options = proxy.options
+
+    // A cancelled message is done: acked (Tracking records it `cancelled`), never retried.
+    if (error instanceof CancelledError) return
 
     const throws = orLookup(options, actor, 'throws', undefined)
     if (truthy(throws) && isOneOf(error, errorClasses(throws))) {

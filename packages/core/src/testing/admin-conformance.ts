@@ -2,9 +2,11 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { actor } from '../actor.ts'
 import { Admin } from '../admin/admin.ts'
 import type { Broker } from '../broker.ts'
-import { ConfigurationError, InvalidArgumentError } from '../errors.ts'
+import { CancelledError, ConfigurationError, InvalidArgumentError, MessageNotFoundError } from '../errors.ts'
+import { currentMessage } from '../middleware/current-message.ts'
 import type { Middleware } from '../middleware/middleware.ts'
 import { Retries } from '../middleware/retries.ts'
+import type { TrackingBackend } from '../tracking/backend.ts'
 import { StubTrackingBackend } from '../tracking/stub.ts'
 import { Tracking } from '../tracking/middleware.ts'
 import { Worker } from '../worker.ts'
@@ -19,6 +21,8 @@ export interface AdminConformanceOptions {
   cleanup?(broker: Broker): Promise<void>
   /** Multiplier for the suite's timeouts on slow brokers (default 1). */
   timeScale?: number
+  /** A fresh tracking backend for one test (default a `StubTrackingBackend`); closed after it. */
+  createTrackingBackend?(): TrackingBackend | Promise<TrackingBackend>
 }
 
 /** What `Admin` must do on every broker, run against its real server. */
@@ -26,10 +30,11 @@ export function adminConformanceSuite(options: AdminConformanceOptions): void {
   const t = (ms: number): number => ms * (options.timeScale ?? 1)
 
   describe(`admin conformance: ${options.name}`, () => {
-    const open: Array<{ broker: Broker; workers: Worker[] }> = []
+    const open: Array<{ broker: Broker; workers: Worker[]; backend: TrackingBackend }> = []
     afterEach(async () => {
-      for (const { broker, workers } of open.splice(0)) {
+      for (const { broker, workers, backend } of open.splice(0)) {
         for (const worker of workers) await worker.stop({ timeout: t(5000) })
+        await backend.close?.()
         if (options.cleanup) await options.cleanup(broker)
         else {
           await broker.flushAll()
@@ -38,11 +43,12 @@ export function adminConformanceSuite(options: AdminConformanceOptions): void {
       }
     })
     const setup = async (withTracking = true) => {
-      const tracking = new Tracking({ backend: new StubTrackingBackend() })
+      const backend = (await options.createTrackingBackend?.()) ?? new StubTrackingBackend()
+      const tracking = new Tracking({ backend, flushInterval: 10 })
       const middleware: Middleware[] = [new Retries({ minBackoff: 1, maxBackoff: 5, maxRetries: 0 })]
       if (withTracking) middleware.push(tracking)
       const broker = await options.createBroker({ middleware })
-      const entry = { broker, workers: [] as Worker[] }
+      const entry = { broker, workers: [] as Worker[], backend }
       open.push(entry)
       const startWorker = async (): Promise<Worker> => {
         const worker = new Worker(broker, { workerTimeout: 100 })
@@ -52,6 +58,9 @@ export function adminConformanceSuite(options: AdminConformanceOptions): void {
       }
       return { broker, tracking, admin: new Admin({ broker }), queueName: uniqueQueueName('tq_admin'), startWorker }
     }
+    const stateOf = async (admin: Admin, messageId: string) => (await admin.message(messageId))?.state
+    const readyIn = async (admin: Admin, queueName: string) =>
+      (await admin.queues()).find((q) => q.name === queueName)?.ready
 
     it('counts every declared queue: ready, delayed and dead', async () => {
       const { broker, admin, queueName, startWorker } = await setup()
@@ -177,6 +186,191 @@ export function adminConformanceSuite(options: AdminConformanceOptions): void {
       await expect(admin.messages()).rejects.toBeInstanceOf(ConfigurationError)
       await expect(admin.purge('never_declared_here')).rejects.toBeInstanceOf(InvalidArgumentError)
       await expect(admin.message('')).rejects.toBeInstanceOf(InvalidArgumentError)
+    })
+    it('cancels a waiting message: recorded cancelled at once, skipped (acked, never run) when delivered', async () => {
+      const { broker, tracking, admin, queueName, startWorker } = await setup()
+      const ran: string[] = []
+      const job = actor('job', (name: string) => void ran.push(name), { broker, queueName })
+      const queued = await job.send('queued')
+      await tracking.flush()
+      expect(await admin.cancel(queued.messageId)).toEqual({
+        messageId: queued.messageId,
+        cancelled: true,
+        state: 'queued',
+      })
+      expect(await stateOf(admin, queued.messageId)).toBe('cancelled')
+      // A worker started after the cancel, and a delayed message cancelled while it runs.
+      await startWorker()
+      const delayed = await job.sendWithOptions({ args: ['delayed'], delay: t(1500) })
+      await tracking.flush()
+      expect((await admin.cancel(delayed.messageId)).state).toBe('delayed')
+      const after = await job.sendWithOptions({ args: ['after'], delay: t(2000) })
+      await waitFor(async () => (await stateOf(admin, after.messageId)) === 'succeeded', {
+        timeout: t(15_000),
+        message: 'the message sent after ran',
+      })
+      expect(ran).toEqual(['after'])
+      expect(await stateOf(admin, queued.messageId)).toBe('cancelled')
+      expect(await stateOf(admin, delayed.messageId)).toBe('cancelled')
+      await waitFor(async () => (await readyIn(admin, queueName)) === 0, { timeout: t(10_000), message: 'acked' })
+      expect((await admin.queues()).find((q) => q.name === queueName)?.dead).toBe(0)
+    })
+
+    it("cancels a running message: its actor's signal fires with CancelledError within 1 s, and it is not retried", async () => {
+      const { broker, tracking, admin, queueName, startWorker } = await setup()
+      let runs = 0
+      let reason: unknown
+      const job = actor(
+        'job',
+        () => {
+          runs++
+          const signal = currentMessage()?.signal as AbortSignal
+          return new Promise((_resolve, reject) => {
+            signal.addEventListener('abort', () => {
+              reason = signal.reason
+              reject(signal.reason as Error)
+            })
+          })
+        },
+        { broker, queueName, maxRetries: 5 },
+      )
+      const message = await job.send()
+      await startWorker()
+      await waitFor(async () => (await stateOf(admin, message.messageId)) === 'running', {
+        timeout: t(10_000),
+        message: 'running',
+      })
+      const asked = Date.now()
+      expect(await admin.cancel(message.messageId)).toMatchObject({ cancelled: true, state: 'running' })
+      await waitFor(() => reason !== undefined, { timeout: t(1000), message: 'the signal fired within 1 s' })
+      expect(Date.now() - asked).toBeLessThan(t(1000))
+      expect(reason).toBeInstanceOf(CancelledError)
+      await waitFor(async () => (await stateOf(admin, message.messageId)) === 'cancelled', {
+        timeout: t(10_000),
+        message: 'recorded cancelled',
+      })
+      await tracking.flush()
+      const record = await admin.message(message.messageId)
+      expect(record?.attempts.map((a) => a.error?.type)).toEqual(['CancelledError'])
+      await new Promise((resolve) => setTimeout(resolve, t(200)))
+      expect(runs).toBe(1)
+      const counts = (await admin.queues()).find((q) => q.name === queueName)
+      expect(counts).toMatchObject({ ready: 0, delayed: 0, dead: 0 })
+    })
+
+    it('says a finished message cannot be cancelled, and refuses unknown ids', async () => {
+      const { broker, admin, queueName, startWorker } = await setup()
+      const job = actor('job', () => 'done', { broker, queueName })
+      const message = await job.send()
+      await startWorker()
+      await waitFor(async () => (await stateOf(admin, message.messageId)) === 'succeeded', {
+        timeout: t(10_000),
+        message: 'succeeded',
+      })
+      expect(await admin.cancel(message.messageId)).toEqual({
+        messageId: message.messageId,
+        cancelled: false,
+        state: 'succeeded',
+      })
+      await expect(admin.cancel('no-such-message')).rejects.toBeInstanceOf(MessageNotFoundError)
+      await expect(admin.retry('no-such-message')).rejects.toBeInstanceOf(MessageNotFoundError)
+      expect(await admin.delete('no-such-message')).toBe(false)
+    })
+
+    it('deletes a message: its record goes, and a waiting one never runs', async () => {
+      const { broker, tracking, admin, queueName, startWorker } = await setup()
+      const ran: string[] = []
+      const job = actor('job', (name: string) => void ran.push(name), { broker, queueName })
+      const doomed = await job.send('doomed')
+      const kept = await job.send('kept')
+      await tracking.flush()
+      expect(await admin.delete(doomed.messageId)).toBe(true)
+      expect(await admin.message(doomed.messageId)).toBeUndefined()
+      await startWorker()
+      await waitFor(async () => (await stateOf(admin, kept.messageId)) === 'succeeded', {
+        timeout: t(10_000),
+        message: 'the kept one ran',
+      })
+      await waitFor(async () => (await readyIn(admin, queueName)) === 0, { timeout: t(10_000), message: 'drained' })
+      await tracking.flush()
+      expect(ran).toEqual(['kept'])
+      expect(await admin.message(doomed.messageId)).toBeUndefined()
+    })
+
+    it('retries a dead message from its tracked copy, and refuses one still waiting', async () => {
+      const { broker, tracking, admin, queueName, startWorker } = await setup()
+      let failing = true
+      let runs = 0
+      const job = actor(
+        'job',
+        (n: number) => {
+          runs++
+          if (failing) throw new Error('dies')
+          return n
+        },
+        { broker, queueName },
+      )
+      const message = await job.send(7)
+      await startWorker()
+      await waitFor(async () => (await stateOf(admin, message.messageId)) === 'dead', {
+        timeout: t(10_000),
+        message: 'dead',
+      })
+      failing = false
+      const again = await admin.retry(message.messageId)
+      expect(again.messageId).toBe(message.messageId)
+      expect(again.args).toEqual([7])
+      expect(again.options.retries).toBeUndefined()
+      await waitFor(async () => (await stateOf(admin, message.messageId)) === 'succeeded', {
+        timeout: t(10_000),
+        message: 'succeeded on the retry',
+      })
+      expect(runs).toBe(2)
+      const waiting = await job.sendWithOptions({ args: [1], delay: 600_000 })
+      await tracking.flush()
+      await expect(admin.retry(waiting.messageId)).rejects.toBeInstanceOf(InvalidArgumentError)
+    })
+
+    it('lists the running workers from their heartbeats, with queues and counts', async () => {
+      const { broker, admin, queueName, startWorker } = await setup()
+      actor('job', () => undefined, { broker, queueName })
+      const worker = await startWorker()
+      const workers = await admin.workers()
+      expect(workers).toHaveLength(1)
+      expect(workers[0]).toMatchObject({ pid: process.pid, concurrency: worker.concurrency, inFlight: 0 })
+      expect(workers[0]?.queues).toContain(queueName)
+      expect(workers[0]?.lastSeen).toBeGreaterThan(Date.now() - 10_000)
+      await worker.stop({ timeout: t(5000) })
+      expect(await admin.workers()).toEqual([])
+    })
+
+    it('deduplicates: 50 concurrent sends of one key enqueue one message, and the key frees when it finishes', async () => {
+      const { broker, admin, queueName, startWorker } = await setup()
+      let runs = 0
+      const job = actor('job', (n: number) => void (runs += n), { broker, queueName })
+      const sent = await Promise.all(
+        Array.from({ length: 50 }, () => job.sendWithOptions({ args: [1], uniqueKey: 'report-42', uniqueFor: 60_000 })),
+      )
+      const ids = new Set(sent.map((m) => m.messageId))
+      expect(ids.size).toBe(1)
+      await waitFor(async () => (await readyIn(admin, queueName)) === 1, { timeout: t(10_000), message: '1 ready' })
+      await startWorker()
+      const [id] = [...ids]
+      await waitFor(async () => (await stateOf(admin, id as string)) === 'succeeded', {
+        timeout: t(10_000),
+        message: 'the one message ran',
+      })
+      expect(runs).toBe(1)
+      // Released on finish: the next send enqueues a new message.
+      await waitFor(
+        async () => {
+          const next = await job.sendWithOptions({ args: [1], uniqueKey: 'report-42', uniqueFor: 60_000 })
+          return next.messageId !== id
+        },
+        { timeout: t(5000), message: 'the key released' },
+      )
+      await waitFor(() => runs === 2, { timeout: t(10_000), message: 'the second message ran' })
+      await expect(job.sendWithOptions({ args: [1], uniqueKey: 'no-ttl' })).rejects.toBeInstanceOf(InvalidArgumentError)
     })
   })
 }

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 import { InvalidArgumentError } from '../errors.ts'
-import type { TrackingBackend, TrackingUpdate } from '../tracking/backend.ts'
+import type { CancelNotice, TrackingBackend, TrackingUpdate, WorkerHeartbeat } from '../tracking/backend.ts'
+import { waitFor } from './helpers.ts'
 
 export interface TrackingBackendConformanceOptions {
   /** Shown in the suite's name. */
@@ -16,7 +17,8 @@ const DAY = 86_400_000
 
 /**
  * The behaviours every `TrackingBackend` must have (run against its real server): records built
- * from updates in any arrival order, newest-first listings with filters and cursors, retention.
+ * from updates in any arrival order, newest-first listings with filters and cursors, retention;
+ * the cancel channel, atomic unique keys and worker heartbeats.
  */
 export function trackingBackendConformanceSuite(options: TrackingBackendConformanceOptions): void {
   describe(`tracking backend conformance: ${options.name}`, () => {
@@ -246,6 +248,112 @@ export function trackingBackendConformanceSuite(options: TrackingBackendConforma
       const page = await backend.list({ state: 'succeeded', limit: 500 })
       expect(page.items).toHaveLength(500)
       expect(page.cursor).toBeDefined()
+    })
+    it('carries cancels to every subscriber, and hands the ones in force to a new one', async () => {
+      const backend = await create()
+      const heardA: CancelNotice[] = []
+      const heardB: CancelNotice[] = []
+      const a = await backend.subscribeCancels((notice) => heardA.push(notice))
+      const b = await backend.subscribeCancels((notice) => heardB.push(notice))
+      try {
+        expect(a.pending.size).toBe(0)
+        const id = randomUUID()
+        const gone = randomUUID()
+        await backend.requestCancel(id, 'cancel', DAY)
+        await backend.requestCancel(gone, 'delete', DAY)
+        await waitFor(() => heardA.length === 2 && heardB.length === 2, { timeout: 5000, message: 'both notices' })
+        expect(heardA).toEqual([
+          { messageId: id, mode: 'cancel' },
+          { messageId: gone, mode: 'delete' },
+        ])
+        const late = await backend.subscribeCancels(() => undefined)
+        expect(new Map(late.pending)).toEqual(
+          new Map([
+            [id, 'cancel'],
+            [gone, 'delete'],
+          ]),
+        )
+        await late.close()
+        await backend.clearCancel(id)
+        await waitFor(() => heardA.length === 3, { timeout: 5000, message: 'the clear notice' })
+        expect(heardA[2]).toEqual({ messageId: id, mode: 'clear' })
+        const after = await backend.subscribeCancels(() => undefined)
+        expect([...after.pending.keys()]).toEqual([gone])
+        await after.close()
+        // A closed subscription hears nothing more.
+        await b.close()
+        await backend.requestCancel(randomUUID(), 'cancel', DAY)
+        await waitFor(() => heardA.length === 4, { timeout: 5000, message: 'a fourth notice' })
+        expect(heardB).toHaveLength(3)
+      } finally {
+        await a.close()
+        await b.close()
+      }
+    })
+
+    it('lets a cancel lapse after its ttl', async () => {
+      const backend = await create()
+      await backend.requestCancel(randomUUID(), 'cancel', 50)
+      await new Promise((resolve) => setTimeout(resolve, 120))
+      const subscription = await backend.subscribeCancels(() => undefined)
+      expect(subscription.pending.size).toBe(0)
+      await subscription.close()
+    })
+
+    it('gives a unique key to exactly one of 50 concurrent claims, until its holder releases it', async () => {
+      const backend = await create()
+      const key = `job:${randomUUID()}`
+      const ids = Array.from({ length: 50 }, () => randomUUID())
+      const replies = await Promise.all(ids.map((id) => backend.claimUnique(key, id, DAY)))
+      const winners = ids.filter((_, i) => replies[i] === undefined)
+      expect(winners).toHaveLength(1)
+      const holder = winners[0] as string
+      expect(new Set(replies.filter((r) => r !== undefined))).toEqual(new Set([holder]))
+      // The holder claiming again keeps it; another is told who holds it.
+      expect(await backend.claimUnique(key, holder, DAY)).toBeUndefined()
+      expect(await backend.claimUnique(key, 'someone-else', DAY)).toBe(holder)
+      // Only the holder releases it.
+      await backend.releaseUnique([{ key, messageId: 'someone-else' }])
+      expect(await backend.claimUnique(key, 'someone-else', DAY)).toBe(holder)
+      await backend.releaseUnique([{ key, messageId: holder }])
+      expect(await backend.claimUnique(key, 'next', DAY)).toBeUndefined()
+    })
+
+    it('releases a unique key after its ttl at the latest', async () => {
+      const backend = await create()
+      const key = `job:${randomUUID()}`
+      expect(await backend.claimUnique(key, 'first', 50)).toBeUndefined()
+      expect(await backend.claimUnique(key, 'second', 50)).toBe('first')
+      await new Promise((resolve) => setTimeout(resolve, 120))
+      expect(await backend.claimUnique(key, 'second', DAY)).toBeUndefined()
+    })
+
+    it('lists workers by their heartbeats, until removed or their ttl passes', async () => {
+      const backend = await create()
+      const beat = (id: string): WorkerHeartbeat => ({
+        id,
+        host: 'host-a',
+        pid: 42,
+        queues: ['default', 'mail'],
+        concurrency: 8,
+        inFlight: 3,
+        processed: 10,
+        failed: 1,
+        startedAt: Date.now() - 1000,
+        lastSeen: Date.now(),
+      })
+      const a = `a-${randomUUID()}`
+      const b = `b-${randomUUID()}`
+      const c = `c-${randomUUID()}`
+      await backend.heartbeat(beat(a), DAY)
+      await backend.heartbeat(beat(b), DAY)
+      await backend.heartbeat(beat(c), 50)
+      expect((await backend.workers()).map((w) => w.id)).toEqual([a, b, c])
+      const { startedAt: _s, lastSeen: _l, ...fields } = beat(a)
+      expect((await backend.workers())[0]).toMatchObject(fields)
+      await backend.removeWorker(b)
+      await new Promise((resolve) => setTimeout(resolve, 120))
+      expect((await backend.workers()).map((w) => w.id)).toEqual([a])
     })
   })
 }

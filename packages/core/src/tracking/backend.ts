@@ -116,6 +116,46 @@ export interface TrackingPage {
   cursor?: string
 }
 
+/** What a cancel asks of the workers: `cancel` skips or aborts the message; `delete` does too and writes no record of it. */
+export type CancelMode = 'cancel' | 'delete'
+
+/** A notice on a backend's cancel channel: a cancel requested, or one withdrawn (`clear`, before a retry). */
+export interface CancelNotice {
+  messageId: string
+  mode: CancelMode | 'clear'
+}
+
+/** A worker's subscription to the cancel channel. */
+export interface CancelSubscription {
+  /** The cancels in force when the subscription started (message id → mode). */
+  readonly pending: ReadonlyMap<string, CancelMode>
+  close(): Promise<void>
+}
+
+/** A worker as its heartbeats describe it (`Admin.workers()`). */
+export interface WorkerHeartbeat {
+  /** `<host>:<pid>` (with `#<n>` for a second worker in one process). */
+  id: string
+  host: string
+  pid: number
+  /** The queues it consumes (canonical names). */
+  queues: string[]
+  concurrency: number
+  /** Messages it is running now. */
+  inFlight: number
+  processed: number
+  failed: number
+  startedAt: number
+  /** The time of its last heartbeat. */
+  lastSeen: number
+}
+
+/** A unique key a message holds (`uniqueKey`, scoped by actor), to release. */
+export interface UniqueClaim {
+  key: string
+  messageId: string
+}
+
 /**
  * Stores tracking updates and answers queries. Implementations: `StubTrackingBackend` (in
  * memory, @tq/core), `RedisTrackingBackend` (@tq/redis). One `write()` call carries a batch of
@@ -132,6 +172,35 @@ export interface TrackingBackend {
   list(query?: TrackingQuery): Promise<TrackingPage>
   /** Forget a message. */
   delete(messageId: string): Promise<void>
+
+  /**
+   * Record a cancel for `ttl` ms and tell every subscribed worker (Redis: pub/sub; the Stub: in
+   * memory). A worker skips the message when it is delivered and aborts it if it is running.
+   */
+  requestCancel(messageId: string, mode: CancelMode, ttl: number): Promise<void>
+  /** Withdraw a cancel (and tell the workers): the message may run again. */
+  clearCancel(messageId: string): Promise<void>
+  /**
+   * Listen for cancels; resolves once listening, with the cancels already in force. A backend
+   * that reconnects re-reads them and calls `listener` for each, so none is missed.
+   */
+  subscribeCancels(listener: (notice: CancelNotice) => void): Promise<CancelSubscription>
+
+  /**
+   * Claim a unique key for a message, for at most `ttl` ms, atomically: resolves `undefined`
+   * when the message holds it (now or already), else the id of the message holding it.
+   */
+  claimUnique(key: string, messageId: string, ttl: number): Promise<string | undefined>
+  /** Release keys, each only if the given message still holds it. */
+  releaseUnique(claims: readonly UniqueClaim[]): Promise<void>
+
+  /** Record a worker's heartbeat; it is listed until `ttl` ms pass without another. */
+  heartbeat(worker: WorkerHeartbeat, ttl: number): Promise<void>
+  /** Forget a worker (it stopped). */
+  removeWorker(workerId: string): Promise<void>
+  /** The workers whose last heartbeat is still within its ttl, by id. */
+  workers(): Promise<WorkerHeartbeat[]>
+
   close?(): Promise<void>
 }
 

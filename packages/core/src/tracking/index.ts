@@ -3,6 +3,9 @@ export {
   FINAL_STATES,
   MAX_PAGE_SIZE,
   MESSAGE_STATES,
+  type CancelMode,
+  type CancelNotice,
+  type CancelSubscription,
   type MessageState,
   type TrackedAttempt,
   type TrackedError,
@@ -11,6 +14,8 @@ export {
   type TrackingPage,
   type TrackingQuery,
   type TrackingUpdate,
+  type UniqueClaim,
+  type WorkerHeartbeat,
 } from './backend.ts'
 export { StubTrackingBackend } from './stub.ts'
 export { Tracking, type TrackingOptions } from './middleware.ts'

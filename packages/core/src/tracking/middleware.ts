@@ -1,13 +1,15 @@
 import { hostname } from 'node:os'
 import { OutageLog } from '../adapter/outage-log.ts'
 import type { Broker } from '../broker.ts'
-import { InvalidArgumentError, errorMessage, errorTypeName } from '../errors.ts'
-import { errorMeta, type Logger } from '../logger.ts'
-import type { Message } from '../message.ts'
+import { CancelledError, InvalidArgumentError, SkipMessage, errorMessage, errorTypeName } from '../errors.ts'
+import { errorMeta, noopLogger, type Logger } from '../logger.ts'
+import { Message } from '../message.ts'
 import type { MessageProxy } from '../message-proxy.ts'
 import type { Middleware, ProcessOutcome } from '../middleware/middleware.ts'
 import { qName } from '../queue-names.ts'
-import type { TrackedAttempt, TrackingBackend, TrackingUpdate } from './backend.ts'
+import type { Worker } from '../worker.ts'
+import type { TrackedAttempt, TrackingBackend, TrackingUpdate, UniqueClaim } from './backend.ts'
+import { UNIQUE_OPTIONS, WorkerControl, heldUniqueKey, uniqueSpecOf } from './control.ts'
 import { setProgressSink } from './progress.ts'
 
 export interface TrackingOptions {
@@ -30,6 +32,11 @@ export interface TrackingOptions {
   flushInterval?: number
   /** Where write failures are logged (default: the broker's logger). */
   logger?: Logger
+  /**
+   * How often a worker sends its heartbeat (`Admin.workers()`), in ms (default 5000); a worker
+   * is listed until three intervals pass without one.
+   */
+  heartbeatInterval?: number
 }
 
 /** A batch this large is written at once, without waiting for the interval. */
@@ -43,6 +50,8 @@ interface Running {
   failed: boolean
   /** Retries enqueued the message again while it ran: its record says `retrying` already. */
   retried: boolean
+  /** It was cancelled while it ran (it failed with `CancelledError`). */
+  cancelled: boolean
 }
 
 /**
@@ -61,6 +70,7 @@ interface Running {
  * ```
  */
 export class Tracking implements Middleware {
+  readonly actorOptions: readonly string[] = UNIQUE_OPTIONS
   readonly backend: TrackingBackend
   readonly retention: number
   readonly maxArgsBytes: number
@@ -78,6 +88,10 @@ export class Tracking implements Middleware {
   /** Writes started and not finished, for `flush()`. */
   readonly #writing = new Set<Promise<void>>()
   readonly #running = new Map<string, Running>()
+  /** Unique keys to release with the next write. */
+  #releases: UniqueClaim[] = []
+  readonly #control: WorkerControl
+  #broker: Broker | undefined
 
   constructor(options: TrackingOptions) {
     this.backend = options.backend
@@ -91,9 +105,54 @@ export class Tracking implements Middleware {
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}`
     this.flushInterval = Math.max(0, options.flushInterval ?? 50)
     this.#logger = options.logger
+    const heartbeatInterval = options.heartbeatInterval ?? 5000
+    if (!Number.isFinite(heartbeatInterval) || heartbeatInterval <= 0) {
+      throw new InvalidArgumentError(
+        `Tracking heartbeatInterval must be a positive number of ms, got ${String(heartbeatInterval)}`,
+      )
+    }
+    this.#control = new WorkerControl({
+      backend: this.backend,
+      retention: this.retention,
+      workerId: this.workerId,
+      heartbeatInterval,
+      logger: () => (this.#logger ?? this.#broker?.logger ?? noopLogger).child({ component: 'tracking' }),
+    })
   }
 
-  afterEnqueue(broker: Broker, message: Message, _delay?: number, encoded?: Uint8Array): void {
+  /**
+   * Deduplication, asked by the enqueue template for a message with a `uniqueKey`: claim the key
+   * (atomically, in the backend) or resolve with the message holding it.
+   */
+  async claimUnique(broker: Broker, message: Message): Promise<Message | undefined> {
+    const spec = uniqueSpecOf(broker, message)
+    if (!spec) return undefined
+    const holder = await this.backend.claimUnique(spec.key, spec.messageId, spec.ttl)
+    if (holder === undefined) return undefined
+    // The message holding the key, as tracking recorded it (else this one under the holder's id).
+    const record = await this.backend.get(holder).catch(() => undefined)
+    if (record?.body) {
+      try {
+        return Message.decode(record.body, broker.encoder)
+      } catch {
+        // A record that does not decode: fall through to the copy.
+      }
+    }
+    return message.copy({ messageId: holder })
+  }
+
+  async beforeWorkerBoot(broker: Broker, worker: Worker): Promise<void> {
+    this.#broker ??= broker
+    await this.#control.workerStarting(worker)
+  }
+
+  async afterWorkerBoot(_broker: Broker, worker: Worker): Promise<void> {
+    await this.#control.workerStarted(worker)
+  }
+
+  afterEnqueue(broker: Broker, message: Message, _delay?: number, encoded?: Uint8Array, began?: number): void {
+    // A cancelled delayed message moved to its queue by this worker: its record stays `cancelled`.
+    if (this.#control.cancelOf(message.messageId)) return
     // The enqueue template hands over the bytes it sent; other paths (promotion, redrive) do not.
     const body = encoded ?? message.encode(broker.encoder)
     const eta = message.options.eta
@@ -104,7 +163,8 @@ export class Tracking implements Middleware {
     const fits = body.byteLength <= this.maxArgsBytes
     this.#push(broker, {
       kind: 'enqueued',
-      at: Date.now(),
+      // When the enqueue began: a worker may start the message before the publish is confirmed.
+      at: began ?? Date.now(),
       messageId: message.messageId,
       actorName: message.actorName,
       queueName: qName(message.queueName),
@@ -119,13 +179,18 @@ export class Tracking implements Middleware {
   }
 
   beforeProcessMessage(broker: Broker, proxy: MessageProxy): void {
+    // Cancelled (admin.cancel) before it ran: acked unrun, recorded by afterSkipMessage.
+    if (this.#control.cancelOf(proxy.messageId)) throw new SkipMessage(`Message ${proxy.messageId} was cancelled`)
+    const unique = heldUniqueKey(proxy)
+    if (unique?.until === 'start') this.#release(broker, unique.claim)
     const retries = proxy.options.retries
     const attempt: TrackedAttempt = {
       number: (typeof retries === 'number' && retries > 0 ? retries : 0) + 1,
       workerId: this.workerId,
       startedAt: Date.now(),
     }
-    this.#running.set(proxy.messageId, { attempt, failed: false, retried: false })
+    this.#running.set(proxy.messageId, { attempt, failed: false, retried: false, cancelled: false })
+    this.#control.started(proxy)
     setProgressSink(proxy, (progress) =>
       this.#push(broker, { kind: 'progress', at: Date.now(), messageId: proxy.messageId, progress }),
     )
@@ -139,11 +204,13 @@ export class Tracking implements Middleware {
   }
 
   afterProcessMessage(broker: Broker, proxy: MessageProxy, outcome: ProcessOutcome): void {
+    this.#control.finished(proxy.messageId)
     const running = this.#running.get(proxy.messageId)
     if (!running) return
     const finished: TrackedAttempt = { ...running.attempt, finishedAt: Date.now() }
     if (outcome.exception !== undefined) {
       running.failed = true
+      if (outcome.exception instanceof CancelledError) running.cancelled = true
       const error = outcome.exception
       finished.error = {
         type: errorTypeName(error),
@@ -162,7 +229,12 @@ export class Tracking implements Middleware {
 
   afterSkipMessage(broker: Broker, proxy: MessageProxy): void {
     this.#running.delete(proxy.messageId)
-    this.#push(broker, { kind: 'state', at: Date.now(), messageId: proxy.messageId, state: 'skipped' })
+    this.#releaseHeld(broker, proxy)
+    const cancel = this.#control.cancelOf(proxy.messageId)
+    // A deleted message (admin.delete) leaves no record behind.
+    if (cancel === 'delete') return
+    const state = cancel === 'cancel' ? 'cancelled' : 'skipped'
+    this.#push(broker, { kind: 'state', at: Date.now(), messageId: proxy.messageId, state })
   }
 
   afterAck(broker: Broker, proxy: MessageProxy): void {
@@ -171,20 +243,24 @@ export class Tracking implements Middleware {
     if (!running) return
     this.#running.delete(proxy.messageId)
     if (running.retried) return
+    this.#releaseHeld(broker, proxy)
+    if (running.cancelled && this.#control.cancelOf(proxy.messageId) === 'delete') return
     this.#push(broker, {
       kind: 'state',
       at: Date.now(),
       messageId: proxy.messageId,
-      state: running.failed ? 'failed' : 'succeeded',
+      state: running.cancelled ? 'cancelled' : running.failed ? 'failed' : 'succeeded',
     })
   }
 
   afterNack(broker: Broker, proxy: MessageProxy): void {
     this.#running.delete(proxy.messageId)
+    this.#releaseHeld(broker, proxy)
     this.#push(broker, { kind: 'state', at: Date.now(), messageId: proxy.messageId, state: 'dead' })
   }
 
-  async afterWorkerShutdown(): Promise<void> {
+  async afterWorkerShutdown(_broker: Broker, worker: Worker): Promise<void> {
+    await this.#control.workerStopped(worker)
     await this.flush()
   }
 
@@ -198,6 +274,17 @@ export class Tracking implements Middleware {
     await Promise.all([...this.#writing])
   }
 
+  /** Release the unique key of a message that finished (or was skipped), if it holds one until then. */
+  #releaseHeld(broker: Broker, proxy: MessageProxy): void {
+    const unique = heldUniqueKey(proxy)
+    if (unique?.until === 'finish') this.#release(broker, unique.claim)
+  }
+
+  #release(broker: Broker, claim: UniqueClaim): void {
+    this.#releases.push(claim)
+    this.#schedule(broker)
+  }
+
   #push(broker: Broker, update: TrackingUpdate): void {
     if (!this.#merge(update)) {
       if (update.kind === 'attempt') this.#lastAttempt.set(update.messageId, this.#pending.length)
@@ -205,6 +292,10 @@ export class Tracking implements Middleware {
       this.#pending.push(update)
     }
     if (this.#pending.length >= MAX_BATCH) return this.#write()
+    this.#schedule(broker)
+  }
+
+  #schedule(broker: Broker): void {
     if (this.#scheduled) return
     this.#scheduled = true
     this.#outage ??= new OutageLog((this.#logger ?? broker.logger).child({ component: 'tracking' }))
@@ -253,6 +344,7 @@ export class Tracking implements Middleware {
     this.#scheduled = false
     if (this.#timer) clearTimeout(this.#timer)
     this.#timer = undefined
+    if (this.#releases.length > 0) this.#writeReleases()
     if (this.#pending.length === 0) return
     const batch = this.#pending
     this.#pending = []
@@ -265,6 +357,22 @@ export class Tracking implements Middleware {
         () => outage?.recovered('Tracking writes go through again'),
         (error: unknown) =>
           outage?.failed(`Could not write ${batch.length} tracking update(s); they are dropped`, errorMeta(error)),
+      )
+      .finally(() => this.#writing.delete(written))
+    this.#writing.add(written)
+  }
+
+  #writeReleases(): void {
+    const releases = this.#releases
+    this.#releases = []
+    const outage = this.#outage
+    const written: Promise<void> = this.backend
+      .releaseUnique(releases)
+      .catch((error: unknown) =>
+        outage?.failed(
+          `Could not release ${releases.length} unique key(s); they lapse after their uniqueFor`,
+          errorMeta(error),
+        ),
       )
       .finally(() => this.#writing.delete(written))
     this.#writing.add(written)

@@ -1,10 +1,34 @@
-import type { TrackedMessage, TrackingBackend, TrackingPage, TrackingQuery, TrackingUpdate } from './backend.ts'
+import type {
+  CancelMode,
+  CancelNotice,
+  CancelSubscription,
+  TrackedMessage,
+  TrackingBackend,
+  TrackingPage,
+  TrackingQuery,
+  TrackingUpdate,
+  UniqueClaim,
+  WorkerHeartbeat,
+} from './backend.ts'
 import { applyUpdate, publicRecord, type StoredRecord } from './apply.ts'
 import { decodeCursor, encodeCursor, isAfter, matches, newestFirst, pageSize } from './query.ts'
 
-/** An in-memory `TrackingBackend`, for tests and the StubBroker. */
+/** A value that lapses at `expiresAt` (Unix ms). */
+interface Expiring<T> {
+  value: T
+  expiresAt: number
+}
+
+/**
+ * An in-memory `TrackingBackend`, for tests and the StubBroker: its cancel channel reaches the
+ * workers of this process (share one instance between the `Tracking` middleware and `Admin`).
+ */
 export class StubTrackingBackend implements TrackingBackend {
   readonly #records = new Map<string, StoredRecord>()
+  readonly #cancels = new Map<string, Expiring<CancelMode>>()
+  readonly #listeners = new Set<(notice: CancelNotice) => void>()
+  readonly #unique = new Map<string, Expiring<string>>()
+  readonly #workers = new Map<string, Expiring<WorkerHeartbeat>>()
   #sweptAt = -Infinity
 
   /** How many records it holds. */
@@ -42,5 +66,66 @@ export class StubTrackingBackend implements TrackingBackend {
 
   async delete(messageId: string): Promise<void> {
     this.#records.delete(messageId)
+  }
+
+  async requestCancel(messageId: string, mode: CancelMode, ttl: number): Promise<void> {
+    this.#cancels.set(messageId, { value: mode, expiresAt: Date.now() + ttl })
+    this.#notify({ messageId, mode })
+  }
+
+  async clearCancel(messageId: string): Promise<void> {
+    this.#cancels.delete(messageId)
+    this.#notify({ messageId, mode: 'clear' })
+  }
+
+  async subscribeCancels(listener: (notice: CancelNotice) => void): Promise<CancelSubscription> {
+    const pending = new Map<string, CancelMode>()
+    for (const [id, mode] of live(this.#cancels)) pending.set(id, mode)
+    this.#listeners.add(listener)
+    return {
+      pending,
+      close: async () => {
+        this.#listeners.delete(listener)
+      },
+    }
+  }
+
+  async claimUnique(key: string, messageId: string, ttl: number): Promise<string | undefined> {
+    const held = this.#unique.get(key)
+    if (held && held.expiresAt > Date.now() && held.value !== messageId) return held.value
+    if (!held || held.expiresAt <= Date.now()) this.#unique.set(key, { value: messageId, expiresAt: Date.now() + ttl })
+    return undefined
+  }
+
+  async releaseUnique(claims: readonly UniqueClaim[]): Promise<void> {
+    for (const { key, messageId } of claims) if (this.#unique.get(key)?.value === messageId) this.#unique.delete(key)
+  }
+
+  async heartbeat(worker: WorkerHeartbeat, ttl: number): Promise<void> {
+    this.#workers.set(worker.id, { value: structuredClone(worker), expiresAt: Date.now() + ttl })
+  }
+
+  async removeWorker(workerId: string): Promise<void> {
+    this.#workers.delete(workerId)
+  }
+
+  async workers(): Promise<WorkerHeartbeat[]> {
+    return [...live(this.#workers)]
+      .map(([, worker]) => structuredClone(worker))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  }
+
+  #notify(notice: CancelNotice): void {
+    // As over a network: listeners hear it after the call that sent it.
+    for (const listener of this.#listeners) queueMicrotask(() => listener(notice))
+  }
+}
+
+/** The entries of `map` that have not lapsed (dropping those that have). */
+function* live<T>(map: Map<string, Expiring<T>>): Generator<[string, T]> {
+  const now = Date.now()
+  for (const [key, entry] of map) {
+    if (entry.expiresAt <= now) map.delete(key)
+    else yield [key, entry.value]
   }
 }

@@ -1,4 +1,7 @@
 import {
+  type CancelMode,
+  type CancelNotice,
+  type CancelSubscription,
   ConfigurationError,
   DecodeError,
   InvalidArgumentError,
@@ -7,12 +10,15 @@ import {
   type TrackingPage,
   type TrackingQuery,
   type TrackingUpdate,
+  type UniqueClaim,
+  type WorkerHeartbeat,
 } from '@tq/core'
 import { decodeCursor, encodeCursor, matches, pageSize, type Cursor } from '@tq/core/adapter'
 import type { Redis } from 'ioredis'
 import { classifyRedisError } from '../classify-error.ts'
 import { RedisClientHandle, isReplyError, type AdapterRedisOptions } from '../shared/index.ts'
 import { decodeRecord, encodeUpdate, fieldMap } from './codec.ts'
+import { RedisTrackingControl } from './control.ts'
 import { defineTrackingScripts, queueTrackingScript, runTrackingScript, type TrackingArg } from './scripts.ts'
 
 export interface RedisTrackingBackendOptions {
@@ -66,6 +72,7 @@ export class RedisTrackingBackend implements TrackingBackend {
   readonly client: Redis
   readonly prefix: string
   readonly #handle: RedisClientHandle
+  readonly #control: RedisTrackingControl
 
   constructor(options: RedisTrackingBackendOptions = {}) {
     const prefix = options.prefix ?? 'tq-tracking'
@@ -83,6 +90,7 @@ export class RedisTrackingBackend implements TrackingBackend {
     })
     this.client = this.#handle.client
     defineTrackingScripts(this.client)
+    this.#control = new RedisTrackingControl(this.client, prefix)
   }
 
   /** The Redis key of a message's record. */
@@ -161,8 +169,9 @@ export class RedisTrackingBackend implements TrackingBackend {
     }
   }
 
-  /** Close the client if this backend opened it (a given `client` only with `closeClient`). */
+  /** Close the client if this backend opened it (a given `client` only with `closeClient`), and the cancel subscribers. */
   async close(): Promise<void> {
+    this.#control.close()
     await this.#handle.release()
   }
 
@@ -282,6 +291,48 @@ export class RedisTrackingBackend implements TrackingBackend {
       if (error instanceof DecodeError) return undefined
       throw error
     }
+  }
+
+  // Cancellation, deduplication and heartbeats: see RedisTrackingControl for the keys.
+
+  async requestCancel(messageId: string, mode: CancelMode, ttl: number): Promise<void> {
+    await this.#handle.verifyDatabase(classifyRedisError)
+    await this.#control.requestCancel(messageId, mode, ttl)
+  }
+
+  async clearCancel(messageId: string): Promise<void> {
+    await this.#handle.verifyDatabase(classifyRedisError)
+    await this.#control.clearCancel(messageId)
+  }
+
+  /** On a connection of its own (subscriber mode), closed by the subscription or `close()`. */
+  async subscribeCancels(listener: (notice: CancelNotice) => void): Promise<CancelSubscription> {
+    await this.#handle.verifyDatabase(classifyRedisError)
+    return this.#control.subscribeCancels(listener)
+  }
+
+  async claimUnique(key: string, messageId: string, ttl: number): Promise<string | undefined> {
+    await this.#handle.verifyDatabase(classifyRedisError)
+    return this.#control.claimUnique(key, messageId, ttl)
+  }
+
+  async releaseUnique(claims: readonly UniqueClaim[]): Promise<void> {
+    await this.#handle.verifyDatabase(classifyRedisError)
+    await this.#control.releaseUnique(claims)
+  }
+
+  async heartbeat(worker: WorkerHeartbeat, ttl: number): Promise<void> {
+    await this.#handle.verifyDatabase(classifyRedisError)
+    await this.#control.heartbeat(worker, ttl)
+  }
+
+  async removeWorker(workerId: string): Promise<void> {
+    await this.#control.removeWorker(workerId)
+  }
+
+  async workers(): Promise<WorkerHeartbeat[]> {
+    await this.#handle.verifyDatabase(classifyRedisError)
+    return this.#control.workers()
   }
 }
 
