@@ -44,6 +44,10 @@ const OPTION_NAMES: ReadonlyArray<readonly [camel: string, wire: string]> = [
   ['pipeTarget', 'pipe_target'],
   ['groupCompletionUuid', 'group_completion_uuid'],
   ['groupCompletionCallbacks', 'group_completion_callbacks'],
+  // Tracking's deduplication (tq's own: a Python peer carries them along unread).
+  ['uniqueKey', 'unique_key'],
+  ['uniqueFor', 'unique_for'],
+  ['uniqueUntil', 'unique_until'],
 ]
 
 const TO_WIRE = new Map<string, string>(OPTION_NAMES.map(([c, w]) => [c, w]))

@@ -2,8 +2,18 @@
  * Wire compatibility with Python Dramatiq 2.2, checked against the captured fixtures
  * (fixtures/dramatiq-wire/rabbitmq-*.json) on the real server.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { ConfigurationError, Worker, actor, dqName, xqName, type Message, type Middleware } from '@tq/core'
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import {
+  ConfigurationError,
+  Worker,
+  actor,
+  dqName,
+  xqName,
+  type Message,
+  type Middleware,
+  StubTrackingBackend,
+  Tracking,
+} from '@tq/core'
 import { Ledger, uniqueQueueName, waitFor } from '@tq/core/testing'
 import { RabbitmqBroker, type RabbitmqBrokerOptions } from '../src/index.ts'
 import { AMQP_URL, RawAmqp, fixture, listQueues } from './helpers.ts'
@@ -48,16 +58,17 @@ const raw = new RawAmqp()
 const brokers: RabbitmqBroker[] = []
 const workers: Worker[] = []
 const used = new Set<string>()
+let tracking: Tracking | undefined
 
 function queue(name: string): string {
-  const q = `${prefix}_${name}`
+  const q = `${prefix}${tracking ? '_t' : ''}_${name}`
   used.add(q)
   return q
 }
 
 function newBroker(options: RabbitmqBrokerOptions = {}): RabbitmqBroker {
-  const middleware: Middleware[] = []
-  const broker = new RabbitmqBroker({ url: AMQP_URL, middleware, connectionName: `${prefix}`, ...options })
+  const middleware: Middleware[] = [...(options.middleware ?? []), ...(tracking ? [tracking] : [])]
+  const broker = new RabbitmqBroker({ url: AMQP_URL, connectionName: `${prefix}`, ...options, middleware })
   brokers.push(broker)
   return broker
 }
@@ -118,7 +129,7 @@ function propertiesLikeFixture(p: Record<string, unknown>): Record<string, unkno
   return Object.fromEntries(Object.entries(names).map(([camel, snake]) => [snake, p[camel] ?? null]))
 }
 
-describe('interop with Python Dramatiq', () => {
+function interopWithPython(): void {
   it("declares queues the server reports exactly as it reports Dramatiq's", async () => {
     const plain = queue('plain')
     const prio = queue('prio')
@@ -305,4 +316,17 @@ describe('interop with Python Dramatiq', () => {
     expect(death).toMatchObject({ count: 1, reason: 'rejected', queue: q, exchange: '', 'routing-keys': [q] })
     expect(dead?.properties.deliveryMode).toBe(2)
   })
+}
+
+describe('interop with Python Dramatiq', interopWithPython)
+
+// The same bytes, queues and behaviour with Tracking (cancel, dedup, heartbeats) on the tq side.
+describe('interop with Python Dramatiq, with Tracking on', () => {
+  beforeEach(() => {
+    tracking = new Tracking({ backend: new StubTrackingBackend(), flushInterval: 5 })
+  })
+  afterEach(() => {
+    tracking = undefined
+  })
+  interopWithPython()
 })

@@ -11,6 +11,15 @@ export function loadFixture(name: string): Fixture {
   return JSON.parse(readFileSync(new URL(name, FIXTURES), 'utf8'))
 }
 
+/** Dramatiq's documented foreign-producer recipe: HSET <ns>:<q>.msgs <rid> <payload>; RPUSH <ns>:<q> <rid>. */
+export async function putLikePython(client: Redis, namespace: string, encoded: string): Promise<void> {
+  const parsed = JSON.parse(encoded) as { queue_name: string; options: { redis_message_id: string } }
+  const queue = parsed.queue_name
+  const rid = parsed.options.redis_message_id
+  await client.hset(`${namespace}:${queue}.msgs`, rid, encoded)
+  await client.rpush(`${namespace}:${queue}`, rid)
+}
+
 export interface KeyDump {
   type: string
   pttl: number

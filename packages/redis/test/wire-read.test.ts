@@ -1,14 +1,16 @@
 // Messages Python Dramatiq 2.2 wrote (fixtures/dramatiq-wire/redis-*.json), put into Redis the
 // way Python did (HSET <q>.msgs + RPUSH <q>, or a whole dumped state), consumed by a tq worker.
-import { Pipelines, Worker, actor, type Middleware } from '@tq/core'
+import { Pipelines, Worker, actor, type Middleware, Tracking } from '@tq/core'
 import { Ledger, createCapturingLogger } from '@tq/core/testing'
 import type { Redis } from 'ioredis'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { RedisBroker, type RedisBrokerOptions } from '../src/index.ts'
-import { loadFixture, stripParsed, type KeyDump } from './fixtures.ts'
+import { RedisBroker, RedisTrackingBackend, type RedisBrokerOptions } from '../src/index.ts'
+import { loadFixture, putLikePython, stripParsed, type KeyDump } from './fixtures.ts'
 import { REDIS_URL, deleteNamespace, rawClient, uniqueNamespace } from './helpers.ts'
 
 const raw = rawClient()
+let tracking: Tracking | undefined
+let trackingBackend: RedisTrackingBackend | undefined
 let namespace: string
 let broker: RedisBroker
 let worker: Worker | undefined
@@ -25,7 +27,12 @@ afterEach(async () => {
 })
 
 function makeBroker(middleware: Middleware[] = [], options: RedisBrokerOptions = {}): RedisBroker {
-  broker = new RedisBroker({ url: REDIS_URL, namespace, middleware, ...options })
+  broker = new RedisBroker({
+    url: REDIS_URL,
+    namespace,
+    middleware: tracking ? [...middleware, tracking] : middleware,
+    ...options,
+  })
   return broker
 }
 
@@ -33,15 +40,6 @@ async function startWorker(options: ConstructorParameters<typeof Worker>[1] = {}
   worker = new Worker(broker, { workerTimeout: 100, ...options })
   await worker.start()
   return worker
-}
-
-/** Dramatiq's documented foreign-producer recipe: HSET <ns>:<q>.msgs <rid> <payload>; RPUSH <ns>:<q> <rid>. */
-async function putLikePython(client: Redis, encoded: string): Promise<void> {
-  const parsed = JSON.parse(encoded)
-  const queue = parsed.queue_name as string
-  const rid = parsed.options.redis_message_id as string
-  await client.hset(`${namespace}:${queue}.msgs`, rid, encoded)
-  await client.rpush(`${namespace}:${queue}`, rid)
 }
 
 /** Write a fixture's whole key dump under this test's namespace. */
@@ -62,7 +60,7 @@ async function restoreDump(
   }
 }
 
-describe('tq consumes what Dramatiq wrote', () => {
+function consumesWhatDramatiqWrote(): void {
   it('runs plain, unicode, delayed and retried messages with their arguments and options', async () => {
     makeBroker()
     const ledger = new Ledger<string>()
@@ -89,11 +87,11 @@ describe('tq consumes what Dramatiq wrote', () => {
       beforeProcessMessage: (_b, proxy) => void (proxy.actorName === 'fails' && retries.push(proxy.options)),
     })
 
-    await putLikePython(raw, loadFixture('redis-enqueue.json').returned_message.encoded)
-    await putLikePython(raw, loadFixture('redis-enqueue-kwargs-unicode.json').returned_message.encoded)
-    await putLikePython(raw, loadFixture('redis-enqueue-delayed.json').returned_message.encoded)
+    await putLikePython(raw, namespace, loadFixture('redis-enqueue.json').returned_message.encoded)
+    await putLikePython(raw, namespace, loadFixture('redis-enqueue-kwargs-unicode.json').returned_message.encoded)
+    await putLikePython(raw, namespace, loadFixture('redis-enqueue-delayed.json').returned_message.encoded)
     const retry = loadFixture('redis-retry.json').enqueue_log as Array<{ encoded: string }>
-    await putLikePython(raw, retry[1]?.encoded as string) // the retry copy on default.DQ (eta in the past)
+    await putLikePython(raw, namespace, retry[1]?.encoded as string) // the retry copy on default.DQ (eta in the past)
     await startWorker()
     await ledger.waitForTotal(4, 5000)
     await broker.join('default', { timeout: 5000 })
@@ -136,8 +134,8 @@ describe('tq consumes what Dramatiq wrote', () => {
       { broker, queueName: 'default' },
     )
     const fx = loadFixture('redis-pipeline.json')
-    await putLikePython(raw, fx.two_step.enqueue_log[0].encoded)
-    await putLikePython(raw, fx.three_step.enqueue_log[0].encoded)
+    await putLikePython(raw, namespace, fx.two_step.enqueue_log[0].encoded)
+    await putLikePython(raw, namespace, fx.three_step.enqueue_log[0].encoded)
     await startWorker()
     await ledger.waitForTotal(5, 5000)
     await broker.join('default', { timeout: 5000 })
@@ -181,11 +179,29 @@ describe('tq consumes what Dramatiq wrote', () => {
     const ledger = new Ledger<string>()
     actor('add', () => ledger.record('add'), { broker, queueName: 'default' })
     await raw.rpush(`${namespace}:default`, 'no-such-payload')
-    await putLikePython(raw, loadFixture('redis-enqueue.json').returned_message.encoded)
+    await putLikePython(raw, namespace, loadFixture('redis-enqueue.json').returned_message.encoded)
     await startWorker()
     await ledger.waitForTotal(1, 5000)
     await broker.join('default', { timeout: 5000 })
     expect(logger.entries.some((e) => e.level === 'warn' && e.meta['redisMessageId'] === 'no-such-payload')).toBe(true)
     expect(await raw.exists(`${namespace}:__acks__.${broker.brokerId}.default`)).toBe(0)
   })
+}
+
+describe('tq consumes what Dramatiq wrote', consumesWhatDramatiqWrote)
+
+// The same bytes, keys and behaviour with Tracking on the tq side (its keys under a prefix of
+// their own), and deduplication and cancellation available: a Python peer sees no difference.
+describe('tq consumes what Dramatiq wrote, with Tracking on', () => {
+  beforeEach(() => {
+    trackingBackend = new RedisTrackingBackend({ url: REDIS_URL, prefix: `tq-tracking-${namespace}` })
+    tracking = new Tracking({ backend: trackingBackend, flushInterval: 5 })
+  })
+  afterEach(async () => {
+    await trackingBackend?.close()
+    await deleteNamespace(raw, `tq-tracking-${namespace}`)
+    tracking = undefined
+    trackingBackend = undefined
+  })
+  consumesWhatDramatiqWrote()
 })

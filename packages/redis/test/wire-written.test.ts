@@ -1,20 +1,22 @@
 // What tq writes to Redis, compared with what Python Dramatiq 2.2 wrote in the same scenario
 // (fixtures/dramatiq-wire/redis-*.json): key names, types, TTLs, option order and payload bytes,
 // modulo ids and timestamps.
-import { Message, Pipelines, Retries, Worker, actor, fieldsFromWire, type Middleware } from '@tq/core'
+import { Message, Pipelines, Retries, Worker, actor, fieldsFromWire, type Middleware, Tracking } from '@tq/core'
 import { deferred, waitFor } from '@tq/core/testing'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { RedisBroker } from '../src/index.ts'
+import { RedisBroker, RedisTrackingBackend } from '../src/index.ts'
 import { dumpNamespace, loadFixture, stripParsed, substitute, zeroHeartbeats } from './fixtures.ts'
 import { REDIS_URL, deleteNamespace, rawClient, uniqueNamespace } from './helpers.ts'
 
 const raw = rawClient()
+let tracking: Tracking | undefined
+let trackingBackend: RedisTrackingBackend | undefined
 let namespace: string
 let broker: RedisBroker
 const workers: Worker[] = []
 
 function makeBroker(middleware: Middleware[] = []): RedisBroker {
-  broker = new RedisBroker({ url: REDIS_URL, namespace, middleware })
+  broker = new RedisBroker({ url: REDIS_URL, namespace, middleware: tracking ? [...middleware, tracking] : middleware })
   return broker
 }
 
@@ -42,7 +44,7 @@ function messageLike(parsed: {
   return Message.fromWire({ ...parsed, queue_name: parsed.queue_name.replace(/\.DQ$/, ''), options })
 }
 
-describe('tq writes what Dramatiq writes', () => {
+function writesWhatDramatiqWrites(): void {
   it('plain enqueue: list of ids, hash of payloads, heartbeat; same bytes (redis-enqueue)', async () => {
     const fx = loadFixture('redis-enqueue.json')
     makeBroker()
@@ -229,4 +231,22 @@ describe('tq writes what Dramatiq writes', () => {
     expect(parsed.message_id).toBe(sent.messageId)
     expect(parsed.message_timestamp).toBe(fx.sent_message.parsed.message_timestamp)
   })
+}
+
+describe('tq writes what Dramatiq writes', writesWhatDramatiqWrites)
+
+// The same bytes, keys and behaviour with Tracking on the tq side (its keys under a prefix of
+// their own), and deduplication and cancellation available: a Python peer sees no difference.
+describe('tq writes what Dramatiq writes, with Tracking on', () => {
+  beforeEach(() => {
+    trackingBackend = new RedisTrackingBackend({ url: REDIS_URL, prefix: `tq-tracking-${namespace}` })
+    tracking = new Tracking({ backend: trackingBackend, flushInterval: 5 })
+  })
+  afterEach(async () => {
+    await trackingBackend?.close()
+    await deleteNamespace(raw, `tq-tracking-${namespace}`)
+    tracking = undefined
+    trackingBackend = undefined
+  })
+  writesWhatDramatiqWrites()
 })

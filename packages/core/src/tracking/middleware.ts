@@ -130,7 +130,13 @@ export class Tracking implements Middleware {
     const holder = await this.backend.claimUnique(spec.key, spec.messageId, spec.ttl)
     if (holder === undefined) return undefined
     // The message holding the key, as tracking recorded it (else this one under the holder's id).
-    const record = await this.backend.get(holder).catch(() => undefined)
+    const read = () => this.backend.get(holder).catch(() => undefined)
+    let record = await read()
+    if (!record) {
+      // Sent from this process within the flush interval: its record is still pending here.
+      await this.flush()
+      record = await read()
+    }
     if (record?.body) {
       try {
         return Message.decode(record.body, broker.encoder)
