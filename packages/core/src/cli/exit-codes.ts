@@ -7,6 +7,11 @@ export const ExitCode = {
   OK: 0,
   /** Unclean: a second signal, a worker process killed at the shutdown deadline, a failed stop. */
   UNCLEAN: 1,
+  /**
+   * An admin command (`tq queues`, `tq retry`, …) failed: the broker or tracking could not be
+   * reached, the message is unknown, there is no tracking. The same number as `UNCLEAN`.
+   */
+  FAILED: 1,
   /** Bad arguments, or a module failed to import (or set no broker). */
   USAGE: 2,
   /** The broker connection failed at startup (`BrokerConnectionError`). */
@@ -17,10 +22,11 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
 
 /** The text of the exit-code table, for `--help` and error lines. */
 export const EXIT_CODE_HELP = `Exit codes:
-  0  clean shutdown
-  1  unclean shutdown (second signal, a worker process killed at the shutdown deadline)
+  0  clean shutdown; for the admin commands (queues, messages, …): done
+  1  unclean shutdown (second signal, a worker process killed at the shutdown deadline);
+     for the admin commands: it failed (broker or tracking unreachable, unknown message, no tracking)
   2  bad arguments, or a module failed to import
-  3  broker connection failed at startup`
+  3  broker connection failed at startup (tq worker)`
 
 export function describeExitCode(code: number): string {
   switch (code) {

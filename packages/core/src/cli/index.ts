@@ -10,6 +10,8 @@ import { runWorkerProcess } from './worker-process.ts'
 export { CHILD_ENV } from './config.ts'
 export type { WorkerCommandConfig, WorkerProcessConfig } from './config.ts'
 export { EXIT_CODE_HELP, ExitCode } from './exit-codes.ts'
+export { addAdminCommands, formatMessageRecord } from './admin-commands.ts'
+export type { AdminCommandIo } from './admin-commands.ts'
 export { LogFormat, createCliLogger, formatJson, formatPretty } from './log.ts'
 export type { CliLoggerOptions } from './log.ts'
 export { resolveModule } from './modules.ts'
@@ -29,6 +31,7 @@ export interface RunCliOptions {
   binPath?: string
   /** Node flags for worker processes (default `process.execArgv`). */
   execArgv?: readonly string[]
+  /** The environment of worker processes, and where the admin commands read `TQ_BROKER_URL`/`TQ_TRACKING_URL` (default `process.env`). */
   env?: NodeJS.ProcessEnv
   cwd?: string
   restart?: RestartPolicy
@@ -106,7 +109,8 @@ async function superviseWorkers(config: WorkerCommandConfig, options: RunCliOpti
 /**
  * Run the `tq` command line with `argv` (the arguments after `tq`). Resolves with the exit code:
  * 0 clean shutdown, 1 unclean, 2 bad arguments or a module failed to import, 3 broker
- * connection failed at startup.
+ * connection failed at startup. The admin commands (`tq queues`, `tq messages`, …) resolve with 0
+ * when done, 1 when the operation failed, 2 for bad arguments.
  */
 export async function runCli(argv: readonly string[], options: RunCliOptions = {}): Promise<number> {
   const writeOut = options.stdout ?? ((text: string) => void process.stdout.write(text))
@@ -115,6 +119,7 @@ export async function runCli(argv: readonly string[], options: RunCliOptions = {
     writeOut,
     writeErr,
     ...(options.cwd ? { cwd: options.cwd } : {}),
+    ...(options.env ? { env: options.env } : {}),
     runWorker: (config) => superviseWorkers(config, options),
   })
 }

@@ -70,8 +70,8 @@ function canResolveFromParent(): boolean {
   return parentAwareResolve
 }
 
-/** Resolve a bare package specifier as an `import` from `dir` would. */
-function resolvePackage(dir: string, spec: string): string | undefined {
+/** Resolve a bare package specifier as an `import` from `dir` would; `undefined` when it is not found. */
+export function resolvePackage(dir: string, spec: string): string | undefined {
   const parent = pathToFileURL(join(dir, 'noop.js')).href
   if (canResolveFromParent()) {
     try {

@@ -4,6 +4,7 @@ import { resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { errorMessage } from '../errors.ts'
 import { validateQueueName } from '../queue-names.ts'
+import { addAdminCommands } from './admin-commands.ts'
 import type { WorkerCommandConfig } from './config.ts'
 import { EXIT_CODE_HELP, ExitCode } from './exit-codes.ts'
 import { LogFormat } from './log.ts'
@@ -77,6 +78,8 @@ export interface ProgramIo {
   runWorker: (config: WorkerCommandConfig) => Promise<number>
   /** Base for relative `--path` and `--watch` directories (default `process.cwd()`). */
   cwd?: string
+  /** Where the admin commands read `TQ_BROKER_URL` and `TQ_TRACKING_URL` (default `process.env`). */
+  env?: NodeJS.ProcessEnv
 }
 
 /** Build the `tq` commander program. Parse errors throw `CommanderError` (exitOverride). */
@@ -189,6 +192,7 @@ export function buildProgram(io: ProgramIo, result: { code: number }): Command {
         statsInterval: opts.statsInterval,
       })
     })
+  addAdminCommands(program, io, result)
   return program
 }
 

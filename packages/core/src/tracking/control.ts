@@ -1,4 +1,5 @@
 import { hostname } from 'node:os'
+import { OutageLog } from '../adapter/outage-log.ts'
 import type { Broker } from '../broker.ts'
 import { CancelledError, InvalidArgumentError } from '../errors.ts'
 import { errorMeta, type Logger } from '../logger.ts'
@@ -92,6 +93,8 @@ export class WorkerControl {
   #subscribing: Promise<void> | undefined
   #timer: NodeJS.Timeout | undefined
   #seq = 0
+  /** Heartbeat failures: one warning per outage, not one per beat. */
+  #beats: OutageLog | undefined
 
   constructor(options: WorkerControlOptions) {
     this.#options = options
@@ -201,8 +204,10 @@ export class WorkerControl {
         },
         this.#options.heartbeatInterval * 3,
       )
+      this.#beats?.recovered('Tracking sends heartbeats again')
     } catch (error) {
-      this.#warn('send a heartbeat', error)
+      this.#beats ??= new OutageLog(this.#options.logger())
+      this.#beats.failed('Tracking could not send a heartbeat (trying again with the next one)', errorMeta(error))
     }
   }
 

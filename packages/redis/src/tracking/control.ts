@@ -2,6 +2,13 @@ import type { CancelMode, CancelNotice, CancelSubscription, UniqueClaim, WorkerH
 import type { Redis } from 'ioredis'
 import { classifyRedisError } from '../classify-error.ts'
 
+/** Claim a unique key (KEYS[1]) for ARGV[1] for ARGV[2] ms; returns the id holding it, or nil when claimed. */
+const CLAIM_LUA = `
+local held = redis.call('GET', KEYS[1])
+if held then return held end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false`
+
 /** Compare-and-delete of unique keys: KEYS are the keys, ARGV the ids that must hold them. */
 const RELEASE_LUA = `
 local released = 0
@@ -21,7 +28,7 @@ const MODES: ReadonlySet<string> = new Set(['cancel', 'delete', 'clear'])
  *
  * - `<prefix>:cancels`: a hash of the cancels in force (`id` → `<mode>:<expires at>`), and a
  *   pub/sub channel of the same name carrying `<mode>:<id>` notices to every worker;
- * - `<prefix>:u:<key>`: the id of the message holding a unique key (`SET NX PX`, expiring);
+ * - `<prefix>:u:<key>`: the id of the message holding a unique key (set when absent, expiring);
  * - `<prefix>:workers`: a hash of worker heartbeats (`id` → JSON with its expiry).
  */
 export class RedisTrackingControl {
@@ -32,6 +39,11 @@ export class RedisTrackingControl {
   constructor(client: Redis, prefix: string) {
     this.#client = client
     this.#prefix = prefix
+    const defined = client as unknown as Record<string, unknown>
+    if (typeof defined['tqTrackingClaim'] !== 'function') {
+      client.defineCommand('tqTrackingClaim', { numberOfKeys: 1, lua: CLAIM_LUA })
+      client.defineCommand('tqTrackingRelease', { lua: RELEASE_LUA })
+    }
   }
 
   get #cancelsKey(): string {
@@ -79,14 +91,17 @@ export class RedisTrackingControl {
     this.#subscribers.add(subscriber)
     // Errors show up as reconnects (and the resync below); unhandled, ioredis would print them.
     subscriber.on('error', () => undefined)
+    let closed = false
     subscriber.on('message', (channel: string, text: string) => {
-      if (channel !== this.#cancelsKey) return
+      if (closed || channel !== this.#cancelsKey) return
       const colon = text.indexOf(':')
       const mode = text.slice(0, colon)
       if (colon > 0 && MODES.has(mode))
         listener({ messageId: text.slice(colon + 1), mode: mode as CancelNotice['mode'] })
     })
     const close = async (): Promise<void> => {
+      // Heard nothing more from here on, whatever is still in flight on the socket.
+      closed = true
       if (!this.#subscribers.delete(subscriber)) return
       subscriber.disconnect()
     }
@@ -111,17 +126,17 @@ export class RedisTrackingControl {
   }
 
   async claimUnique(key: string, messageId: string, ttl: number): Promise<string | undefined> {
-    // SET NX GET (Redis 7): atomically set when absent, and say who held it otherwise.
-    const held = await this.#run(() =>
-      this.#client.call('SET', this.#uniqueKey(key), messageId, 'PX', String(ttl), 'NX', 'GET'),
-    )
+    // One script: atomically set when absent, and say who holds it otherwise (SET NX GET needs Redis 7).
+    const held = await this.#run(() => this.#scripts.tqTrackingClaim(this.#uniqueKey(key), messageId, String(ttl)))
     return typeof held === 'string' && held !== messageId ? held : undefined
   }
 
   async releaseUnique(claims: readonly UniqueClaim[]): Promise<void> {
     if (claims.length === 0) return
     const keys = claims.map((claim) => this.#uniqueKey(claim.key))
-    await this.#run(() => this.#client.eval(RELEASE_LUA, keys.length, ...keys, ...claims.map((c) => c.messageId)))
+    await this.#run(() =>
+      this.#scripts.tqTrackingRelease(keys.length, ...keys, ...claims.map((claim) => claim.messageId)),
+    )
   }
 
   async heartbeat(worker: WorkerHeartbeat, ttl: number): Promise<void> {
@@ -160,6 +175,13 @@ export class RedisTrackingControl {
   close(): void {
     for (const subscriber of this.#subscribers) subscriber.disconnect()
     this.#subscribers.clear()
+  }
+
+  get #scripts(): Record<'tqTrackingClaim' | 'tqTrackingRelease', (...args: (string | number)[]) => Promise<unknown>> {
+    return this.#client as unknown as Record<
+      'tqTrackingClaim' | 'tqTrackingRelease',
+      (...args: (string | number)[]) => Promise<unknown>
+    >
   }
 
   #uniqueKey(key: string): string {
