@@ -54,6 +54,8 @@ export interface QueueSummary extends QueueCounts {
 export class Admin {
   readonly broker: Broker
   readonly #tracking: TrackingBackend | undefined
+  /** The middleware, when Admin found or was given it: its pending records are written before a read. */
+  readonly #middleware: Tracking | undefined
   /** How long a cancel is kept: the Tracking middleware's retention, else 7 days. */
   readonly #retention: number
 
@@ -61,6 +63,7 @@ export class Admin {
     this.broker = options.broker
     const tracking = options.tracking ?? options.broker.middleware.find((m) => m instanceof Tracking)
     this.#tracking = tracking instanceof Tracking ? tracking.backend : tracking
+    this.#middleware = tracking instanceof Tracking ? tracking : undefined
     this.#retention = tracking instanceof Tracking ? tracking.retention : 7 * DAY
   }
 
@@ -80,13 +83,17 @@ export class Admin {
 
   /** Tracked messages, newest first, filtered; pass a page's `cursor` back for the next one. */
   async messages(query: TrackingQuery = {}): Promise<TrackingPage> {
-    return this.#backend('list messages').list(query)
+    const backend = this.#backend('list messages')
+    await this.#middleware?.flush()
+    return backend.list(query)
   }
 
   /** One tracked message, or `undefined` if tracking does not know it. */
   async message(messageId: string): Promise<TrackedMessage | undefined> {
     checkId(messageId)
-    return this.#backend('read a message').get(messageId)
+    const backend = this.#backend('read a message')
+    await this.#middleware?.flush()
+    return backend.get(messageId)
   }
 
   /** Drop every message waiting in a queue and its delay queue. */
@@ -146,6 +153,7 @@ export class Admin {
   async delete(messageId: string): Promise<boolean> {
     checkId(messageId)
     const backend = this.#backend('delete a message')
+    await this.#middleware?.flush()
     const record = await backend.get(messageId)
     if (!record) return false
     if (!FINAL_STATES.has(record.state)) {
@@ -185,7 +193,10 @@ export class Admin {
 
   async #record(messageId: string, what: string): Promise<TrackedMessage> {
     checkId(messageId)
-    const record = await this.#backend(what).get(messageId)
+    const backend = this.#backend(what)
+    // What this process sent within the flush interval is readable too.
+    await this.#middleware?.flush()
+    const record = await backend.get(messageId)
     if (!record) throw new MessageNotFoundError(messageId)
     return record
   }
