@@ -70,7 +70,7 @@ for (const where of new Set([url, trackingUrl])) {
   const cleanup = new Redis(where)
   for (const pattern of [`tqbench-tracking-${tag}*`, `tqbench-tracking-t-${tag}*`]) {
     const keys = await cleanup.keys(pattern)
-    if (keys.length > 0) await cleanup.del(...keys)
+    for (let i = 0; i < keys.length; i += 1000) await cleanup.del(...keys.slice(i, i + 1000))
   }
   await cleanup.quit()
 }

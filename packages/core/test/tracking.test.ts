@@ -154,6 +154,8 @@ describe('Tracking', () => {
       heartbeat: () => Promise.reject(new Error('tracking store down')),
       removeWorker: () => Promise.reject(new Error('tracking store down')),
       workers: () => Promise.reject(new Error('tracking store down')),
+      addThroughput: () => Promise.reject(new Error('tracking store down')),
+      throughput: () => Promise.reject(new Error('tracking store down')),
     }
     const { tracking, broker, logger } = await setup({ backend: failing })
     const ran: number[] = []

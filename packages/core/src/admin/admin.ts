@@ -9,6 +9,7 @@ import {
   type TrackedMessage,
   type TrackingBackend,
   type TrackingPage,
+  type ThroughputCount,
   type TrackingQuery,
   type WorkerHeartbeat,
 } from '../tracking/backend.ts'
@@ -184,6 +185,19 @@ export class Admin {
     // A cancel kept for the id would skip the new delivery.
     await this.#backend('retry a message').clearCancel(messageId)
     return this.broker.enqueue(message)
+  }
+
+  /**
+   * Attempts finished per minute and queue over the last `minutes` (default 60, at most 120),
+   * oldest first, as the workers with `Tracking` report them with their heartbeats (a few
+   * seconds behind). Minutes with nothing finished have no entry.
+   */
+  async throughput(options: { minutes?: number } = {}): Promise<ThroughputCount[]> {
+    const minutes = options.minutes ?? 60
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 120) {
+      throw new InvalidArgumentError(`minutes must be an integer from 1 to 120, got ${String(minutes)}`)
+    }
+    return this.#backend('count throughput').throughput(Date.now() - minutes * 60_000)
   }
 
   /** The workers whose heartbeats are current (each worker with `Tracking` sends them), by id. */

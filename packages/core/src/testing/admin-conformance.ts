@@ -344,6 +344,30 @@ export function adminConformanceSuite(options: AdminConformanceOptions): void {
       expect(await admin.workers()).toEqual([])
     })
 
+    it('counts the attempts finished per minute and queue, from the workers', async () => {
+      const { broker, admin, queueName, startWorker } = await setup()
+      const job = actor(
+        'job',
+        (fail: boolean) => {
+          if (fail) throw new Error('dies')
+        },
+        { broker, queueName },
+      )
+      for (let i = 0; i < 5; i++) await job.send(i === 0)
+      const worker = await startWorker()
+      await waitFor(async () => (await admin.queues()).find((q) => q.name === queueName)?.dead === 1, {
+        timeout: t(15_000),
+        message: 'one dead',
+      })
+      await waitFor(async () => (await readyIn(admin, queueName)) === 0, { timeout: t(10_000), message: 'drained' })
+      // A stopping worker sends what it counted.
+      await worker.stop({ timeout: t(5000) })
+      const mine = (await admin.throughput()).filter((c) => c.queue === queueName)
+      expect(mine.reduce((sum, c) => sum + c.processed, 0)).toBe(5)
+      expect(mine.reduce((sum, c) => sum + c.failed, 0)).toBe(1)
+      await expect(admin.throughput({ minutes: 0 })).rejects.toBeInstanceOf(InvalidArgumentError)
+    })
+
     it('deduplicates: 50 concurrent sends of one key enqueue one message, and the key frees when it finishes', async () => {
       const { broker, admin, queueName, startWorker } = await setup()
       let runs = 0

@@ -355,5 +355,22 @@ export function trackingBackendConformanceSuite(options: TrackingBackendConforma
       await new Promise((resolve) => setTimeout(resolve, 120))
       expect((await backend.workers()).map((w) => w.id)).toEqual([a])
     })
+    it('adds up per-minute throughput counts and returns the minutes asked for', async () => {
+      const backend = await create()
+      const minute = Math.floor(Date.now() / 60_000) * 60_000
+      const queue = `q_${randomUUID().slice(0, 8)}`
+      await backend.addThroughput([
+        { minute, queue, processed: 3, failed: 1 },
+        { minute: minute - 60_000, queue, processed: 2, failed: 0 },
+        { minute: minute - 30 * 60_000, queue, processed: 9, failed: 9 },
+      ])
+      await backend.addThroughput([{ minute, queue, processed: 4, failed: 2 }])
+      const mine = (await backend.throughput(minute - 5 * 60_000)).filter((c) => c.queue === queue)
+      expect(mine).toEqual([
+        { minute: minute - 60_000, queue, processed: 2, failed: 0 },
+        { minute, queue, processed: 7, failed: 3 },
+      ])
+      expect((await backend.throughput(minute - 60 * 60_000)).filter((c) => c.queue === queue)).toHaveLength(3)
+    })
   })
 }

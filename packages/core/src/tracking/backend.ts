@@ -150,6 +150,18 @@ export interface WorkerHeartbeat {
   lastSeen: number
 }
 
+/** Attempts that finished in one minute on one queue (`Admin.throughput()`). */
+export interface ThroughputCount {
+  /** The start of the minute (Unix ms, a multiple of 60 000). */
+  minute: number
+  /** The canonical queue. */
+  queue: string
+  /** Attempts that finished, failed ones included. */
+  processed: number
+  /** Attempts that failed (retried or not). */
+  failed: number
+}
+
 /** A unique key a message holds (`uniqueKey`, scoped by actor), to release. */
 export interface UniqueClaim {
   key: string
@@ -200,6 +212,11 @@ export interface TrackingBackend {
   removeWorker(workerId: string): Promise<void>
   /** The workers whose last heartbeat is still within its ttl, by id. */
   workers(): Promise<WorkerHeartbeat[]>
+
+  /** Add to the per-minute counts of finished attempts (workers send theirs with each heartbeat). */
+  addThroughput(counts: readonly ThroughputCount[]): Promise<void>
+  /** The counts of the minutes since `since` (Unix ms), kept for at least 2 hours; no entry for a minute with none. */
+  throughput(since: number): Promise<ThroughputCount[]>
 
   close?(): Promise<void>
 }

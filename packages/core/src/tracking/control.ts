@@ -6,7 +6,16 @@ import { errorMeta, type Logger } from '../logger.ts'
 import type { Message } from '../message.ts'
 import type { MessageProxy } from '../message-proxy.ts'
 import type { Worker } from '../worker.ts'
-import type { CancelMode, CancelNotice, CancelSubscription, TrackingBackend, UniqueClaim } from './backend.ts'
+import type {
+  CancelMode,
+  CancelNotice,
+  CancelSubscription,
+  ThroughputCount,
+  TrackingBackend,
+  UniqueClaim,
+} from './backend.ts'
+
+const MINUTE = 60_000
 
 /** The message options of deduplication. */
 export const UNIQUE_OPTIONS = ['uniqueKey', 'uniqueFor', 'uniqueUntil'] as const
@@ -95,6 +104,10 @@ export class WorkerControl {
   #seq = 0
   /** Heartbeat failures: one warning per outage, not one per beat. */
   #beats: OutageLog | undefined
+  /** Attempts finished since the last heartbeat: this minute's by queue, and earlier minutes'. */
+  #minute = 0
+  #current = new Map<string, ThroughputCount>()
+  #done: ThroughputCount[] = []
 
   constructor(options: WorkerControlOptions) {
     this.#options = options
@@ -111,6 +124,41 @@ export class WorkerControl {
 
   finished(messageId: string): void {
     this.#running.delete(messageId)
+  }
+
+  /** Count a finished attempt, for the throughput sent with the next heartbeat. */
+  count(queue: string, failed: boolean): void {
+    const now = Date.now()
+    if (now - this.#minute >= MINUTE) {
+      // A new minute: the last one's counts wait for the next heartbeat.
+      for (const count of this.#current.values()) this.#done.push(count)
+      this.#current = new Map()
+      this.#minute = now - (now % MINUTE)
+    }
+    let count = this.#current.get(queue)
+    if (!count) this.#current.set(queue, (count = { minute: this.#minute, queue, processed: 0, failed: 0 }))
+    count.processed++
+    if (failed) count.failed++
+  }
+
+  /** Send the counts gathered so far (a failed send keeps them for the next one). */
+  async flushCounts(): Promise<void> {
+    const counts = [...this.#done, ...this.#current.values()]
+    if (counts.length === 0) return
+    this.#done = []
+    this.#current = new Map()
+    try {
+      await this.#options.backend.addThroughput(counts)
+    } catch (error) {
+      // Kept (with whatever came since) for the next heartbeat; the backend adds them up.
+      const kept = Date.now() - 2 * 3_600_000
+      this.#done.push(...counts.filter((count) => count.minute > kept))
+      this.#beats ??= new OutageLog(this.#options.logger())
+      this.#beats.failed(
+        'Tracking could not send its throughput counts (trying again with the next heartbeat)',
+        errorMeta(error),
+      )
+    }
   }
 
   /** Before a worker consumes: listen for cancels (so the ones in force are known before the first delivery). */
@@ -137,6 +185,7 @@ export class WorkerControl {
     this.#workers.delete(worker)
     const tasks: Promise<unknown>[] = [
       this.#options.backend.removeWorker(entry.id).catch((error: unknown) => this.#warn('remove a heartbeat', error)),
+      this.flushCounts(),
     ]
     if (this.#workers.size === 0) {
       if (this.#timer) clearInterval(this.#timer)
@@ -180,7 +229,11 @@ export class WorkerControl {
   async #tick(): Promise<void> {
     const cutoff = Date.now() - this.#options.retention
     for (const [id, entry] of this.#cancels) if (entry.at < cutoff) this.#cancels.delete(id)
-    await Promise.all([this.#subscribe(), ...[...this.#workers.keys()].map((worker) => this.#beat(worker))])
+    await Promise.all([
+      this.#subscribe(),
+      this.flushCounts(),
+      ...[...this.#workers.keys()].map((worker) => this.#beat(worker)),
+    ])
   }
 
   async #beat(worker: Worker): Promise<void> {

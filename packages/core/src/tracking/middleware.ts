@@ -211,6 +211,7 @@ export class Tracking implements Middleware {
 
   afterProcessMessage(broker: Broker, proxy: MessageProxy, outcome: ProcessOutcome): void {
     this.#control.finished(proxy.messageId)
+    this.#control.count(proxy.queueName, outcome.exception !== undefined)
     const running = this.#running.get(proxy.messageId)
     if (!running) return
     const finished: TrackedAttempt = { ...running.attempt, finishedAt: Date.now() }
@@ -332,17 +333,15 @@ export class Tracking implements Middleware {
     if (index === undefined) return false
     const last = this.#pending[index]
     if (last?.kind !== 'attempt' || last.messageId !== update.messageId) return false
+    // In place: a pending update is this middleware's own until #write hands it over.
     if (update.kind === 'attempt') {
       if (update.attempt.number !== last.attempt.number) return false
-      this.#pending[index] = {
-        ...last,
-        at: update.at,
-        attempt: update.attempt,
-        ...(update.state ? { state: update.state } : {}),
-      }
+      last.attempt = update.attempt
+      if (update.state) last.state = update.state
     } else {
-      this.#pending[index] = { ...last, at: update.at, state: update.state }
+      last.state = update.state
     }
+    last.at = update.at
     return true
   }
 
@@ -354,8 +353,8 @@ export class Tracking implements Middleware {
     if (this.#pending.length === 0) return
     const batch = this.#pending
     this.#pending = []
-    this.#lastAttempt = new Map()
-    this.#lastProgress = new Map()
+    this.#lastAttempt.clear()
+    this.#lastProgress.clear()
     const outage = this.#outage
     const written: Promise<void> = this.backend
       .write(batch, this.retention)

@@ -6,12 +6,17 @@ import type {
   TrackingBackend,
   TrackingPage,
   TrackingQuery,
+  ThroughputCount,
   TrackingUpdate,
   UniqueClaim,
   WorkerHeartbeat,
 } from './backend.ts'
 import { applyUpdate, publicRecord, type StoredRecord } from './apply.ts'
 import { decodeCursor, encodeCursor, isAfter, matches, newestFirst, pageSize } from './query.ts'
+
+const MINUTE = 60_000
+/** How long per-minute throughput counts are kept. */
+const THROUGHPUT_KEPT = 2 * 3_600_000
 
 /** A value that lapses at `expiresAt` (Unix ms). */
 interface Expiring<T> {
@@ -29,6 +34,8 @@ export class StubTrackingBackend implements TrackingBackend {
   readonly #listeners = new Set<(notice: CancelNotice) => void>()
   readonly #unique = new Map<string, Expiring<string>>()
   readonly #workers = new Map<string, Expiring<WorkerHeartbeat>>()
+  /** `<minute>\0<queue>` → counts. */
+  readonly #throughput = new Map<string, ThroughputCount>()
   #sweptAt = -Infinity
 
   /** How many records it holds. */
@@ -113,6 +120,26 @@ export class StubTrackingBackend implements TrackingBackend {
     return [...live(this.#workers)]
       .map(([, worker]) => structuredClone(worker))
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  }
+
+  async addThroughput(counts: readonly ThroughputCount[]): Promise<void> {
+    for (const count of counts) {
+      const key = `${count.minute}\0${count.queue}`
+      const held = this.#throughput.get(key)
+      if (held) {
+        held.processed += count.processed
+        held.failed += count.failed
+      } else this.#throughput.set(key, { ...count })
+    }
+    const cutoff = Date.now() - THROUGHPUT_KEPT
+    for (const [key, count] of this.#throughput) if (count.minute < cutoff) this.#throughput.delete(key)
+  }
+
+  async throughput(since: number): Promise<ThroughputCount[]> {
+    return [...this.#throughput.values()]
+      .filter((count) => count.minute + MINUTE > since)
+      .map((count) => ({ ...count }))
+      .sort((a, b) => a.minute - b.minute || (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0))
   }
 
   #notify(notice: CancelNotice): void {

@@ -5,29 +5,29 @@
 -- Dramatiq's namespace). Keys are built here from P, as Dramatiq's scripts build theirs from the
 -- namespace, so the scripts are not Redis Cluster-safe.
 --
---   P:m:<id>      hash: the record of one message (its fields: see tracking-write.lua)
+--   P:m:<id>      hash: the record of one message (its fields: see tracking-write.lua). Its
+--                 queue, actor and state fields name the three indexes below that hold the id.
 --   P:all         zset id -> enqueuedAt: every record
 --   P:q:<queue>   zset id -> enqueuedAt: the records of one queue
 --   P:a:<actor>   zset id -> enqueuedAt: the records of one actor
 --   P:s:<state>   zset id -> enqueuedAt: the records in one state
---   P:where       hash id -> cjson [queue, actor, state]: the three indexes above that hold the id.
---                 It outlives a record that Redis expired until the sweep reaches it, so the
---                 record's index entries can still be found and removed.
---   P:expiry      zset id -> when the record expires (Unix ms): what the sweep reads
+--   P:where       hash id -> cjson [queue, actor]: the queue and actor indexes that hold the id,
+--                 written when they change (not on state changes), for a record whose hash is
+--                 gone before the sweep reached it (its state index is then one of them all).
+--   P:expiry      zset id -> when the record may go (Unix ms): what the sweep reads. Redis
+--                 drops the hash itself a little later (see tracking-write.lua), so the sweep
+--                 finds it and reads its indexes off it.
 --
 -- Listings read one index newest first: by score, then member bytes descending.
 
-local function index_keys(P, where)
-  return {P .. ':q:' .. where[1], P .. ':a:' .. where[2], P .. ':s:' .. where[3]}
-end
+local STATES = {'queued', 'delayed', 'running', 'retrying', 'succeeded', 'failed', 'dead', 'cancelled', 'skipped'}
 
--- The indexes holding `id` (nil when none, or when the entry is unreadable).
+-- The queue and actor of `id` by P:where (nil when there is no entry, or it is unreadable).
 local function read_where(P, id)
   local raw = redis.call('HGET', P .. ':where', id)
   if not raw then return nil end
   local ok, where = pcall(cjson.decode, raw)
-  if ok and type(where) == 'table' and type(where[1]) == 'string' and type(where[2]) == 'string'
-    and type(where[3]) == 'string' then
+  if ok and type(where) == 'table' and type(where[1]) == 'string' and type(where[2]) == 'string' then
     return where
   end
   return nil
@@ -35,12 +35,24 @@ end
 
 -- Remove a message: its record, its index entries, its bookkeeping.
 local function forget(P, id)
-  local where = read_where(P, id)
-  if where then
-    for _, key in ipairs(index_keys(P, where)) do redis.call('ZREM', key, id) end
+  local key = P .. ':m:' .. id
+  local f = redis.pcall('HMGET', key, 'state', 'queue', 'actor')
+  if not f.err and f[1] then
+    redis.call('ZREM', P .. ':s:' .. f[1], id)
+    redis.call('ZREM', P .. ':q:' .. (f[2] or ''), id)
+    redis.call('ZREM', P .. ':a:' .. (f[3] or ''), id)
+  else
+    -- No record to read (Redis dropped it, or the key is not one): P:where names its queue and
+    -- actor indexes, its state index is one of them all.
+    local where = read_where(P, id)
+    if where then
+      redis.call('ZREM', P .. ':q:' .. where[1], id)
+      redis.call('ZREM', P .. ':a:' .. where[2], id)
+    end
+    for _, state in ipairs(STATES) do redis.call('ZREM', P .. ':s:' .. state, id) end
   end
   redis.call('HDEL', P .. ':where', id)
   redis.call('ZREM', P .. ':all', id)
   redis.call('ZREM', P .. ':expiry', id)
-  redis.call('DEL', P .. ':m:' .. id)
+  redis.call('DEL', key)
 end

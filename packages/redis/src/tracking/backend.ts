@@ -10,14 +10,18 @@ import {
   type TrackingPage,
   type TrackingQuery,
   type TrackingUpdate,
+  type ThroughputCount,
   type UniqueClaim,
   type WorkerHeartbeat,
+  errorMeta,
+  noopLogger,
+  type Logger,
 } from '@tq/core'
-import { decodeCursor, encodeCursor, matches, pageSize, type Cursor } from '@tq/core/adapter'
+import { OutageLog, decodeCursor, encodeCursor, matches, pageSize, type Cursor } from '@tq/core/adapter'
 import type { Redis } from 'ioredis'
 import { classifyRedisError } from '../classify-error.ts'
 import { RedisClientHandle, isReplyError, type AdapterRedisOptions } from '../shared/index.ts'
-import { decodeRecord, encodeUpdate, fieldMap } from './codec.ts'
+import { decodeRecord, encodeUpdate, fieldMap, packFields } from './codec.ts'
 import { RedisTrackingControl } from './control.ts'
 import { defineTrackingScripts, queueTrackingScript, runTrackingScript, type TrackingArg } from './scripts.ts'
 
@@ -35,6 +39,8 @@ export interface RedisTrackingBackendOptions {
    * (`dramatiq`): tracking keys never enter Dramatiq's layout.
    */
   prefix?: string
+  /** Where connection errors of a client it opened are logged, once per outage (default: nowhere). */
+  logger?: Logger
 }
 
 /** Most updates in one script call (more go in further calls of the same pipeline). */
@@ -57,11 +63,17 @@ type ListReply = [scanned: number, exhausted: number, more: number, lastScore: B
  *
  * - `<prefix>:m:<id>`: a hash per message (scalar fields, JSON for arguments, options and
  *   progress, the body as raw bytes, one `a:<n>` field per attempt), expiring `retention` ms
- *   after the record's last update;
+ *   after the record's last update or a little later (up to 2 % of the retention, two hours at
+ *   most: an update soon after the last leaves the expiry as it is);
  * - `<prefix>:all`, `<prefix>:q:<queue>`, `<prefix>:a:<actor>`, `<prefix>:s:<state>`: sorted
  *   sets of ids scored by `enqueuedAt`, the newest-first listings;
- * - `<prefix>:where` (the indexes of each id) and `<prefix>:expiry` (when each record expires):
- *   each write sweeps a bounded number of expired records out of the indexes.
+ * - `<prefix>:expiry` (when each record expires) and `<prefix>:where` (the queue and actor of
+ *   each id, for a record whose hash is gone before the sweep): each write sweeps a bounded
+ *   number of expired records out of the indexes.
+ *
+ * `write()` sends each call's fields as one JSON argument (cheap to send and to take in), and
+ * touches only what changed: a state change moves the id between two state indexes and nothing
+ * else (the record's fields say which indexes hold it).
  *
  * `write()` is one round trip (one Lua call per 500 updates, pipelined), atomic per message.
  * `list()` reads the most selective index (state, then actor, then queue) and scans at most
@@ -89,6 +101,12 @@ export class RedisTrackingBackend implements TrackingBackend {
       defaults: { lazyConnect: true },
     })
     this.client = this.#handle.client
+    if (this.#handle.owned) {
+      // Without a listener ioredis prints every reconnect failure; commands still fail as they should.
+      const outage = new OutageLog((options.logger ?? noopLogger).child({ component: 'tracking-redis' }))
+      this.client.on('error', (error: unknown) => outage.failed('Redis connection error', errorMeta(error)))
+      this.client.on('ready', () => outage.recovered('Redis connection re-established'))
+    }
     defineTrackingScripts(this.client)
     this.#control = new RedisTrackingControl(this.client, prefix)
   }
@@ -105,10 +123,11 @@ export class RedisTrackingBackend implements TrackingBackend {
     }
     // Encode everything first: a bad update fails the call before anything is written.
     const now = String(Date.now())
-    const calls = callsOf(updates).map((chunk) => {
-      const args: TrackingArg[] = [this.prefix, now, String(retention), String(chunk.length + SWEEP_EXTRA)]
-      for (const update of chunk) encodeUpdate(update, args)
-      return args
+    const calls = callsOf(updates).map((chunk): TrackingArg[] => {
+      const fields: string[] = []
+      const bodies: Buffer[] = []
+      for (const update of chunk) encodeUpdate(update, fields, bodies)
+      return [this.prefix, now, String(retention), String(chunk.length + SWEEP_EXTRA), packFields(fields), ...bodies]
     })
     await this.#handle.verifyDatabase(classifyRedisError)
     try {
@@ -333,6 +352,16 @@ export class RedisTrackingBackend implements TrackingBackend {
   async workers(): Promise<WorkerHeartbeat[]> {
     await this.#handle.verifyDatabase(classifyRedisError)
     return this.#control.workers()
+  }
+
+  async addThroughput(counts: readonly ThroughputCount[]): Promise<void> {
+    await this.#handle.verifyDatabase(classifyRedisError)
+    await this.#control.addThroughput(counts)
+  }
+
+  async throughput(since: number): Promise<ThroughputCount[]> {
+    await this.#handle.verifyDatabase(classifyRedisError)
+    return this.#control.throughput(since)
   }
 }
 

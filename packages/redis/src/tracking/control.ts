@@ -1,4 +1,11 @@
-import type { CancelMode, CancelNotice, CancelSubscription, UniqueClaim, WorkerHeartbeat } from '@tq/core'
+import type {
+  CancelMode,
+  CancelNotice,
+  CancelSubscription,
+  ThroughputCount,
+  UniqueClaim,
+  WorkerHeartbeat,
+} from '@tq/core'
 import type { Redis } from 'ioredis'
 import { classifyRedisError } from '../classify-error.ts'
 
@@ -20,6 +27,10 @@ for i, key in ipairs(KEYS) do
 end
 return released`
 
+const MINUTE = 60_000
+/** How long the per-minute throughput counts are kept. */
+const THROUGHPUT_KEPT = 3 * 3_600_000
+
 const MODES: ReadonlySet<string> = new Set(['cancel', 'delete', 'clear'])
 
 /**
@@ -29,7 +40,9 @@ const MODES: ReadonlySet<string> = new Set(['cancel', 'delete', 'clear'])
  * - `<prefix>:cancels`: a hash of the cancels in force (`id` → `<mode>:<expires at>`), and a
  *   pub/sub channel of the same name carrying `<mode>:<id>` notices to every worker;
  * - `<prefix>:u:<key>`: the id of the message holding a unique key (set when absent, expiring);
- * - `<prefix>:workers`: a hash of worker heartbeats (`id` → JSON with its expiry).
+ * - `<prefix>:workers`: a hash of worker heartbeats (`id` → JSON with its expiry);
+ * - `<prefix>:tp:<minute>`: the attempts finished in a minute (`p:<queue>`, `f:<queue>` for the
+ *   failed ones), kept 3 hours.
  */
 export class RedisTrackingControl {
   readonly #client: Redis
@@ -171,6 +184,42 @@ export class RedisTrackingControl {
     return live.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   }
 
+  async addThroughput(counts: readonly ThroughputCount[]): Promise<void> {
+    if (counts.length === 0) return
+    const pipeline = this.#client.pipeline()
+    const minutes = new Set<number>()
+    for (const count of counts) {
+      const key = this.#throughputKey(count.minute)
+      minutes.add(count.minute)
+      pipeline.hincrby(key, `p:${count.queue}`, count.processed)
+      if (count.failed > 0) pipeline.hincrby(key, `f:${count.queue}`, count.failed)
+    }
+    for (const minute of minutes) pipeline.pexpireat(this.#throughputKey(minute), minute + THROUGHPUT_KEPT)
+    const replies = await this.#run(() => pipeline.exec())
+    for (const [error] of replies ?? []) if (error) throw classifyRedisError(error)
+  }
+
+  async throughput(since: number): Promise<ThroughputCount[]> {
+    const first = Math.floor(since / MINUTE) * MINUTE
+    const minutes: number[] = []
+    for (let minute = first; minute <= Date.now(); minute += MINUTE) minutes.push(minute)
+    const pipeline = this.#client.pipeline()
+    for (const minute of minutes) pipeline.hgetall(this.#throughputKey(minute))
+    const replies = (await this.#run(() => pipeline.exec())) ?? []
+    const counts: ThroughputCount[] = []
+    for (const [i, [error, reply]] of replies.entries()) {
+      if (error) throw classifyRedisError(error)
+      const minute = minutes[i] as number
+      const fields = reply as Record<string, string>
+      for (const [field, value] of Object.entries(fields)) {
+        if (!field.startsWith('p:')) continue
+        const queue = field.slice(2)
+        counts.push({ minute, queue, processed: Number(value), failed: Number(fields[`f:${queue}`] ?? 0) })
+      }
+    }
+    return counts.sort((a, b) => a.minute - b.minute || (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0))
+  }
+
   /** Close the subscriber connections still open. */
   close(): void {
     for (const subscriber of this.#subscribers) subscriber.disconnect()
@@ -182,6 +231,10 @@ export class RedisTrackingControl {
       'tqTrackingClaim' | 'tqTrackingRelease',
       (...args: (string | number)[]) => Promise<unknown>
     >
+  }
+
+  #throughputKey(minute: number): string {
+    return `${this.#prefix}:tp:${minute}`
   }
 
   #uniqueKey(key: string): string {
