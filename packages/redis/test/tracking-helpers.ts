@@ -124,8 +124,7 @@ export async function fillLargeIndex(client: Redis, prefix: string, total: numbe
       redis.call('ZADD', P .. ':all', at, id)
       redis.call('ZADD', P .. ':q:bulk', at, id)
       redis.call('ZADD', P .. ':a:' .. actor, at, id)
-      redis.call('ZADD', P .. ':s:queued', at, id)
-      redis.call('HSET', P .. ':where', id, cjson.encode({'bulk', actor, 'queued'}))
+      redis.call('HSET', P .. ':where', id, cjson.encode({'bulk', actor}))
       redis.call('ZADD', P .. ':expiry', expires, id)
     end
     return to - from + 1`

@@ -10,7 +10,9 @@
 --   P:all         zset id -> enqueuedAt: every record
 --   P:q:<queue>   zset id -> enqueuedAt: the records of one queue
 --   P:a:<actor>   zset id -> enqueuedAt: the records of one actor
---   P:s:<state>   zset id -> enqueuedAt: the records in one state
+--   P:s:<state>   zset id -> enqueuedAt: the records in one state, for the states that are
+--                 rare among many records (not queued nor succeeded: those two states change
+--                 on every message, and a listing finds them by scanning P:all, P:q or P:a)
 --   P:where       hash id -> cjson [queue, actor]: the queue and actor indexes that hold the id,
 --                 written when they change (not on state changes), for a record whose hash is
 --                 gone before the sweep reached it (its state index is then one of them all).
@@ -21,6 +23,8 @@
 -- Listings read one index newest first: by score, then member bytes descending.
 
 local STATES = {'queued', 'delayed', 'running', 'retrying', 'succeeded', 'failed', 'dead', 'cancelled', 'skipped'}
+-- States without a P:s index (keep in step with UNINDEXED_STATES in tracking/backend.ts).
+local UNINDEXED = {queued = true, succeeded = true}
 
 -- The queue and actor of `id` by P:where (nil when there is no entry, or it is unreadable).
 local function read_where(P, id)
@@ -38,7 +42,7 @@ local function forget(P, id)
   local key = P .. ':m:' .. id
   local f = redis.pcall('HMGET', key, 'state', 'queue', 'actor')
   if not f.err and f[1] then
-    redis.call('ZREM', P .. ':s:' .. f[1], id)
+    if not UNINDEXED[f[1]] then redis.call('ZREM', P .. ':s:' .. f[1], id) end
     redis.call('ZREM', P .. ':q:' .. (f[2] or ''), id)
     redis.call('ZREM', P .. ':a:' .. (f[3] or ''), id)
   else

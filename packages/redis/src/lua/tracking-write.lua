@@ -228,17 +228,18 @@ for _, id in ipairs(order) do
     elseif rescore then
       redis.call('ZADD', P .. ':a:' .. r.actor, r.enq_s, id)
     end
+    -- The common states (queued, succeeded) have no index: listing them scans and filters.
     if r.state ~= r.old_state then
-      if r.stored then redis.call('ZREM', P .. ':s:' .. r.old_state, id) end
-      redis.call('ZADD', P .. ':s:' .. r.state, r.enq_s, id)
-    elseif rescore then
+      if r.stored and not UNINDEXED[r.old_state] then redis.call('ZREM', P .. ':s:' .. r.old_state, id) end
+      if not UNINDEXED[r.state] then redis.call('ZADD', P .. ':s:' .. r.state, r.enq_s, id) end
+    elseif rescore and not UNINDEXED[r.state] then
       redis.call('ZADD', P .. ':s:' .. r.state, r.enq_s, id)
     end
     if rescore or not r.stored then redis.call('ZADD', P .. ':all', r.enq_s, id) end
     if moved then redis.call('HSET', P .. ':where', id, cjson.encode({r.queue, r.actor})) end
     hold(hold_q, r.queue, drops)
     hold(hold_a, r.actor, drops)
-    hold(hold_s, r.state, drops)
+    if not UNINDEXED[r.state] then hold(hold_s, r.state, drops) end
     if not hold_all or hold_all < drops then hold_all = drops end
   end
 end

@@ -2,6 +2,7 @@ import {
   type CancelMode,
   type CancelNotice,
   type CancelSubscription,
+  type MessageState,
   ConfigurationError,
   DecodeError,
   InvalidArgumentError,
@@ -47,6 +48,13 @@ export interface RedisTrackingBackendOptions {
 const UPDATES_PER_CALL = 500
 /** Expired records a write may sweep beyond one per update it carries. */
 const SWEEP_EXTRA = 100
+/**
+ * States without an index of their own: every message passes through them, so keeping one would
+ * cost two index writes per message; a listing of them scans the queue, actor or full index and
+ * filters (they are common, so a page fills quickly). Keep in step with tracking-common.lua.
+ */
+const UNINDEXED_STATES: ReadonlySet<MessageState> = new Set(['queued', 'succeeded'])
+
 /** Most index entries one list script call reads (it holds the server while it runs). */
 const SCAN_PER_CALL = 1000
 /** Entries a page may scan: this many per record asked for, and at least `MIN_SCAN`. */
@@ -66,7 +74,8 @@ type ListReply = [scanned: number, exhausted: number, more: number, lastScore: B
  *   after the record's last update or a little later (up to 2 % of the retention, two hours at
  *   most: an update soon after the last leaves the expiry as it is);
  * - `<prefix>:all`, `<prefix>:q:<queue>`, `<prefix>:a:<actor>`, `<prefix>:s:<state>`: sorted
- *   sets of ids scored by `enqueuedAt`, the newest-first listings;
+ *   sets of ids scored by `enqueuedAt`, the newest-first listings (no `s:` index for `queued`
+ *   and `succeeded`, the states every message passes through: those listings filter a scan);
  * - `<prefix>:expiry` (when each record expires) and `<prefix>:where` (the queue and actor of
  *   each id, for a record whose hash is gone before the sweep): each write sweeps a bounded
  *   number of expired records out of the indexes.
@@ -76,7 +85,7 @@ type ListReply = [scanned: number, exhausted: number, more: number, lastScore: B
  * else (the record's fields say which indexes hold it).
  *
  * `write()` is one round trip (one Lua call per 500 updates, pipelined), atomic per message.
- * `list()` reads the most selective index (state, then actor, then queue) and scans at most
+ * `list()` reads the most selective index (a rare state, then actor, then queue) and scans at most
  * `max(1000, 10 × limit)` entries per page: a page that is short but has a `cursor` means more
  * records may follow, the next page goes on from where the scan stopped.
  */
@@ -273,7 +282,7 @@ export class RedisTrackingBackend implements TrackingBackend {
     wanted: number,
   ): Promise<ListReply> {
     const index =
-      query.state !== undefined
+      query.state !== undefined && !UNINDEXED_STATES.has(query.state)
         ? `${this.prefix}:s:${query.state}`
         : query.actor !== undefined
           ? `${this.prefix}:a:${query.actor}`
