@@ -77,6 +77,8 @@ interface AdminContext {
   json: boolean
   out: (text: string) => void
   err: (text: string) => void
+  /** Where packages of the user's project are looked up (the current directory, then `--path`). */
+  dirs: readonly string[]
 }
 
 /** A command's body: resolves with the exit code (default 0). */
@@ -161,16 +163,11 @@ function lastClientError(backend: TrackingBackend | undefined): () => unknown {
 }
 
 /**
- * A `RedisTrackingBackend` for a `redis://` tracking URL, from the `@tq/redis` of the user's
- * project (looked up from `dirs`, the current directory first): @tq/core does not depend on it.
+ * An export of a package of the user's project (looked up from `dirs`, the current directory
+ * first), which @tq/core does not depend on: `@tq/redis`, `@tq/dashboard`. `why` says what
+ * needs it, for the error when it is not installed.
  */
-async function openRedisTracking(
-  url: string,
-  prefix: string | undefined,
-  dirs: readonly string[],
-  source: string,
-): Promise<TrackingBackend> {
-  const pkg = '@tq/redis'
+async function importFromProject(pkg: string, name: string, dirs: readonly string[], why: string): Promise<unknown> {
   let resolved: string | undefined
   for (const dir of dirs) {
     resolved = resolvePackage(dir, pkg)
@@ -178,25 +175,39 @@ async function openRedisTracking(
   }
   if (!resolved) {
     throw new ConfigurationError(
-      `${source} ${redactUrl(url)} needs ${pkg} for its RedisTrackingBackend, and it is not installed ` +
-        `(looked from ${dirs.join(', ')}): install it (npm install ${pkg})`,
+      `${why} needs ${pkg}, and it is not installed (looked from ${dirs.join(', ')}): install it (npm install ${pkg})`,
     )
   }
-  let mod: { RedisTrackingBackend?: unknown }
+  let mod: Record<string, unknown>
   try {
-    mod = (await import(resolved)) as { RedisTrackingBackend?: unknown }
+    mod = (await import(resolved)) as Record<string, unknown>
   } catch (error) {
     throw new ConfigurationError(
       `${pkg} is installed (${resolved}) but could not be loaded: ${errorMessage(error)}. Install ${pkg} in your project (npm install ${pkg}).`,
       { cause: error },
     )
   }
-  if (typeof mod.RedisTrackingBackend !== 'function') {
+  if (typeof mod[name] !== 'function') {
     throw new ConfigurationError(
-      `The installed ${pkg} has no RedisTrackingBackend: install a version that matches @tq/core (npm install ${pkg})`,
+      `The installed ${pkg} has no ${name}: install a version that matches @tq/core (npm install ${pkg})`,
     )
   }
-  const Backend = mod.RedisTrackingBackend as RedisTrackingBackendClass
+  return mod[name]
+}
+
+/** A `RedisTrackingBackend` for a `redis://` tracking URL, from the `@tq/redis` of the user's project. */
+async function openRedisTracking(
+  url: string,
+  prefix: string | undefined,
+  dirs: readonly string[],
+  source: string,
+): Promise<TrackingBackend> {
+  const Backend = (await importFromProject(
+    '@tq/redis',
+    'RedisTrackingBackend',
+    dirs,
+    `${source} ${redactUrl(url)} (its RedisTrackingBackend)`,
+  )) as RedisTrackingBackendClass
   return new Backend(prefix === undefined ? { url } : { url, prefix })
 }
 
@@ -242,6 +253,8 @@ async function runAdmin(
   modules: readonly string[],
   opts: CommonOptions,
   action: AdminAction,
+  /** A command that runs until it is stopped (`tq dashboard`): its body has no timeout. */
+  unbounded = false,
 ): Promise<void> {
   const cwd = io.cwd ?? process.cwd()
   const env = io.env ?? process.env
@@ -326,6 +339,7 @@ async function runAdmin(
     json: opts.json === true,
     out: (text) => void io.writeOut(text),
     err: (text) => void io.writeErr(text),
+    dirs: [cwd, ...paths.filter((p) => p !== cwd)],
   }
 
   try {
@@ -338,11 +352,13 @@ async function runAdmin(
       return
     }
     try {
-      const code = await withTimeout(
-        action(ctx),
-        opts.timeout,
-        () => `no answer within ${opts.timeout} ms from ${where}${trackingWhere()}`,
-      )
+      const code = unbounded
+        ? await action(ctx)
+        : await withTimeout(
+            action(ctx),
+            opts.timeout,
+            () => `no answer within ${opts.timeout} ms from ${where}${trackingWhere()}`,
+          )
       result.code = typeof code === 'number' ? code : ExitCode.OK
     } catch (error) {
       if (error instanceof TimeoutError || TqError.is(error)) fail(error.message)
@@ -647,6 +663,67 @@ export function addAdminCommands(program: Command, io: AdminCommandIo, result: {
       ctx.out(`Purged ${queue}: its waiting and delayed messages are gone\n`)
     })
   })
+
+  withCommonOptions(
+    program
+      .command('dashboard')
+      .summary('Serve the web dashboard (@tq/dashboard).')
+      .description(
+        'Serve the web dashboard of @tq/dashboard (install it in your project) until SIGINT or SIGTERM. ' +
+          'It listens on 127.0.0.1 unless --host says otherwise: put authentication in front of it before exposing it.',
+      )
+      .argument('[modules...]', MODULES_HELP)
+      .addOption(
+        new Option('--port <n>', 'TCP port (0: any free one)').argParser(integer(0, 65535, '--port')).default(8080),
+      )
+      .addOption(new Option('--host <host>', 'interface to listen on').default('127.0.0.1'))
+      .addOption(new Option('--read-only', 'show everything, offer and accept no action'))
+      .addOption(new Option('--base-path <path>', 'the path the dashboard is served under').default('/')),
+  ).action(
+    async (
+      modules: string[],
+      opts: CommonOptions & { port: number; host: string; readOnly?: boolean; basePath: string },
+      command: Command,
+    ) => {
+      await runAdmin(
+        io,
+        result,
+        command,
+        modules,
+        opts,
+        async (ctx) => {
+          const serve = (await importFromProject(
+            '@tq/dashboard',
+            'serveDashboard',
+            ctx.dirs,
+            'tq dashboard',
+          )) as (options: {
+            admin: Admin
+            port: number
+            host: string
+            readOnly: boolean
+            basePath: string
+          }) => Promise<{ url: string; close(): Promise<void> }>
+          const server = await serve({
+            admin: ctx.admin,
+            port: opts.port,
+            host: opts.host,
+            readOnly: opts.readOnly === true,
+            basePath: opts.basePath,
+          })
+          ctx.out(
+            ctx.json ? `${JSON.stringify({ url: server.url })}\n` : `Dashboard on ${server.url} (stop with Ctrl-C)\n`,
+          )
+          await new Promise<void>((resolve) => {
+            process.once('SIGINT', resolve)
+            process.once('SIGTERM', resolve)
+          })
+          await server.close()
+        },
+        true,
+      )
+    },
+  )
 
   withCommonOptions(
     program
