@@ -206,7 +206,7 @@ async function openRedisTracking(
     '@tq/redis',
     'RedisTrackingBackend',
     dirs,
-    `${source} ${redactUrl(url)} (its RedisTrackingBackend)`,
+    `${source} ${redactUrl(url)}`,
   )) as RedisTrackingBackendClass
   return new Backend(prefix === undefined ? { url } : { url, prefix })
 }
