@@ -10,6 +10,7 @@ import {
   Tracking,
   Worker,
   actor,
+  currentMessage,
   type Middleware,
 } from '../src/index.ts'
 import { waitFor } from '../src/testing/index.ts'
@@ -101,6 +102,54 @@ describe('cancel', () => {
       message: 'ran on the retry',
     })
     expect(ran).toEqual([1])
+  })
+})
+
+describe('a producer whose enqueue is recorded after the worker started the message', () => {
+  // RabbitMQ confirms a publish after it delivered the message: in one process, the worker may
+  // start a message before its producer's afterEnqueue runs.
+  it('is not taken for a retry: the message ends succeeded, and a cancel still lands', async () => {
+    const { broker, admin, tracking, startWorker } = setup()
+    const gates: Array<() => void> = []
+    const job = actor(
+      'job',
+      (mode: string) => {
+        if (mode === 'quick') return undefined
+        return new Promise<void>((resolve, reject) => {
+          gates.push(resolve)
+          currentMessage()?.signal.addEventListener('abort', () => reject(currentMessage()?.signal.reason as Error))
+        })
+      },
+      { broker },
+    )
+    await startWorker()
+    const late = async (mode: string) => {
+      const message = job.message(mode)
+      const began = Date.now()
+      // Deliver it without the template's afterEnqueue, then run that hook late, as RabbitMQ's confirm would.
+      await broker.enqueue(message.copy({ options: {} }))
+      return { message, replay: () => tracking.afterEnqueue(broker, message, undefined, undefined, began) }
+    }
+    const held = await late('held')
+    await waitFor(() => gates.length === 1, { timeout: 5000, message: 'running' })
+    held.replay()
+    gates[0]?.()
+    await waitFor(async () => (await admin.message(held.message.messageId))?.state === 'succeeded', {
+      timeout: 5000,
+      message: 'succeeded, not stuck as retrying',
+    })
+    const cancelled = await late('held')
+    await waitFor(() => gates.length === 2, { timeout: 5000, message: 'the second one running' })
+    cancelled.replay()
+    await waitFor(async () => (await admin.message(cancelled.message.messageId))?.state === 'running', {
+      timeout: 5000,
+      message: 'recorded running',
+    })
+    await admin.cancel(cancelled.message.messageId)
+    await waitFor(async () => (await admin.message(cancelled.message.messageId))?.state === 'cancelled', {
+      timeout: 5000,
+      message: 'cancelled',
+    })
   })
 })
 

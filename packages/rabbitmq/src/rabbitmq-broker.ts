@@ -156,7 +156,7 @@ export class RabbitmqBroker extends Broker<RabbitmqConsumer> {
       deadLetterCount: async (canonical) => (await this.#admin.counts(canonical)).dead,
       prepare: (message) => this.prepareMessage(message),
       beforeEnqueue: (message) => this.emitBefore('beforeEnqueue', message, undefined),
-      afterEnqueue: (message) => this.emitAfter('afterEnqueue', message, undefined),
+      afterEnqueue: (message, began) => this.emitAfter('afterEnqueue', message, undefined, undefined, began),
       publish: (items) => this.#publisher.publish(items),
     }
   }

@@ -41,7 +41,8 @@ export interface RedriveHost {
   /** The enqueue template's `prepareMessage` step. */
   prepare(message: Message): Message
   beforeEnqueue(message: Message): Promise<void>
-  afterEnqueue(message: Message): Promise<void>
+  /** `began`: when the move began (Unix ms), what tracking records as the time of the enqueue. */
+  afterEnqueue(message: Message, began: number): Promise<void>
   /** Publish with the broker's `Publisher` (confirms, retries); resolves once RabbitMQ has them all. */
   publish(items: readonly PublishItem[]): Promise<void>
 }
@@ -174,9 +175,11 @@ async function publishBatch(
   if (prepared.items.length === 0) return 0
   // Nothing is published for dead letters RabbitMQ already took back.
   taker.assertOpen(movedBefore)
+  // A worker may run a redriven message before its publish is confirmed.
+  const began = Date.now()
   await host.publish(prepared.items)
   taker.ack(prepared.deadLetters, movedBefore)
-  for (const message of prepared.messages) await host.afterEnqueue(message)
+  for (const message of prepared.messages) await host.afterEnqueue(message, began)
   return prepared.items.length
 }
 

@@ -139,7 +139,7 @@ export class RedisBroker extends Broker {
       ready: () => this.#connection.ready(),
       bounded: (promise) => this.#connection.bounded(promise),
       beforeEnqueue: (message) => this.emitBefore('beforeEnqueue', message, undefined),
-      afterEnqueue: (message) => this.emitAfter('afterEnqueue', message, undefined),
+      afterEnqueue: (message, began) => this.emitAfter('afterEnqueue', message, undefined, undefined, began),
     })
     this.#host = {
       encoder: () => this.encoder,

@@ -31,7 +31,8 @@ export interface RedriveHost {
   bounded<T>(promise: Promise<T>): Promise<T>
   /** The broker's `beforeEnqueue` and `afterEnqueue` hooks, with no delay. */
   beforeEnqueue(message: Message): Promise<void>
-  afterEnqueue(message: Message): Promise<void>
+  /** `began`: when the move began (Unix ms), what tracking records as the time of the enqueue. */
+  afterEnqueue(message: Message, began: number): Promise<void>
 }
 
 export interface RedriveOptions {
@@ -121,14 +122,15 @@ export class Redrive {
     for (;;) {
       const want = Math.max(0, Math.min(this.#batch, limit - moved - pending.length, unread))
       if (want === 0 && pending.length === 0) break
-      const args: Array<string | number | Buffer> = [Date.now(), keys.brokerId, channel, offset, want]
+      const began = Date.now()
+      const args: Array<string | number | Buffer> = [began, keys.brokerId, channel, offset, want]
       for (const { deadId, message, body } of pending) args.push(deadId, redisMessageId(message) as string, body)
       const [flags, dead, batch] = await this.#call(scriptKeys, args)
 
       for (let i = 0; i < pending.length; i++) {
         if (flags[i] !== 1) continue
         moved++
-        await this.#host.afterEnqueue((pending[i] as Pending).message)
+        await this.#host.afterEnqueue((pending[i] as Pending).message, began)
       }
       pending = []
       if (first) {

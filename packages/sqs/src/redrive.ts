@@ -35,7 +35,7 @@ export interface RedriveHost {
   /** The broker's `beforeEnqueue` hooks (a throw leaves the dead letter where it is). */
   beforeEnqueue(message: Message): Promise<void>
   /** The broker's `afterEnqueue` hooks (they never throw). */
-  afterEnqueue(message: Message): Promise<void>
+  afterEnqueue(message: Message, began: number): Promise<void>
 }
 
 /** Messages per `ReceiveMessage` (SQS's limit, and the size of a `SendMessageBatch`). */
@@ -185,6 +185,8 @@ export class Redriver {
       batch.push({ raw, out: { message, body, canonical, delay: undefined } })
     }
     if (batch.length === 0) return { sent: 0, settled: Promise.resolve() }
+    // A worker may run a redriven message before SQS answers the send.
+    const began = Date.now()
     const results = await host.publisher.transmitEach(batch.map((b) => b.out))
     const sent = batch.filter((b, i) => {
       const error = results[i]
@@ -201,7 +203,7 @@ export class Redriver {
     for (const b of sent) fates.set(b.raw.MessageId ?? '', { left: false })
     const settled = Promise.all([
       (async () => {
-        for (const b of sent) await host.afterEnqueue(b.out.message)
+        for (const b of sent) await host.afterEnqueue(b.out.message, began)
       })(),
       ...sent.map(async (b) => {
         try {

@@ -127,7 +127,7 @@ export class SqsBroker extends Broker<SqsConsumer> {
       visibilityTimeout: settings.visibilityTimeout,
       messageCounts: (queueName) => this.#inspector.messageCounts(queueName),
       beforeEnqueue: (message) => this.emitBefore('beforeEnqueue', message, undefined),
-      afterEnqueue: (message) => this.emitAfter('afterEnqueue', message, undefined),
+      afterEnqueue: (message, began) => this.emitAfter('afterEnqueue', message, undefined, undefined, began),
     })
     this.#host = {
       client,

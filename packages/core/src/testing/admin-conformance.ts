@@ -178,6 +178,14 @@ export function adminConformanceSuite(options: AdminConformanceOptions): void {
         },
         { timeout: t(15_000), message: 'nothing left' },
       )
+      // Tracking follows: the redrive's enqueue is not recorded after the run it led to.
+      await waitFor(
+        async () => {
+          const page = await admin.messages({ queue: queueName })
+          return page.items.length === 5 && page.items.every((m) => m.state === 'succeeded')
+        },
+        { timeout: t(15_000), message: 'every redriven message recorded succeeded' },
+      )
       expect(await admin.redrive(queueName)).toBe(0)
     })
 

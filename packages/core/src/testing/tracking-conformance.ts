@@ -152,6 +152,9 @@ export function trackingBackendConformanceSuite(options: TrackingBackendConforma
       expect(record?.actorName).toBe('send_email')
       expect(record?.enqueuedAt).toBe(t)
       expect(record?.workerId).toBe('host:1:1')
+      // It still takes the message's options and body (a retry re-sends that body).
+      expect(record?.options).toEqual({ maxRetries: 3 })
+      expect(new TextDecoder().decode(record?.body)).toBe(`{"message_id":"${id}"}`)
       // A stale state update changes nothing either.
       await backend.write([{ kind: 'state', at: t + 1, messageId: id, state: 'dead' }], DAY)
       expect((await backend.get(id))?.state).toBe('running')

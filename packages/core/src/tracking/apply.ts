@@ -14,7 +14,8 @@ export interface StoredRecord extends TrackedMessage {
  * Apply one update to a record (or to nothing yet): the reference semantics every
  * `TrackingBackend` implements. Pure: returns the new record, leaves `record` as it was.
  * - `enqueued` fills the message's fields (the first enqueue's `enqueuedAt` stays) and, unless a
- *   newer update already set the state, its state, eta and body.
+ *   newer update already set the state, its state; its options, eta and body too, and always on
+ *   a record that has had no `enqueued` yet.
  * - `attempt` replaces the attempt with its number (or adds it); with a `state`, sets it (and
  *   the worker while `running`) unless a newer state is there.
  * - `state` sets the state unless a newer one is there; `progress` sets the progress.
@@ -55,7 +56,8 @@ export function applyUpdate(record: StoredRecord | undefined, update: TrackingUp
       base.kwargs = update.kwargs
       base.argsTruncated = update.argsTruncated
       if (first) base.enqueuedAt = Math.min(base.enqueuedAt, update.at)
-      if (setState(update.state)) {
+      // A record the worker started (its updates came first) still takes the options and body.
+      if (setState(update.state) || first) {
         base.options = update.options
         base.body = update.body
         if (update.eta === undefined) delete base.eta

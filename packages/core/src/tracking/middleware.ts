@@ -162,10 +162,15 @@ export class Tracking implements Middleware {
     // The enqueue template hands over the bytes it sent; other paths (promotion, redrive) do not.
     const body = encoded ?? message.encode(broker.encoder)
     const eta = message.options.eta
-    const running = this.#running.get(message.messageId)
     const retries = message.options.retries
-    const retrying = running !== undefined || (typeof retries === 'number' && retries > 0 && eta !== undefined)
-    if (running) running.retried = true
+    const count = typeof retries === 'number' ? retries : 0
+    // Retries sends a message again with its retry count past the attempt that failed; the
+    // producer's own enqueue of a message this process already runs (its publish confirmed
+    // after the worker got it) has not.
+    const running = this.#running.get(message.messageId)
+    const again = running !== undefined && count >= running.attempt.number
+    const retrying = again || (count > 0 && eta !== undefined)
+    if (running && again) running.retried = true
     const fits = body.byteLength <= this.maxArgsBytes
     this.#push(broker, {
       kind: 'enqueued',

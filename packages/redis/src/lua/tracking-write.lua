@@ -132,7 +132,8 @@ while i <= #U do
     put_json(r, 'kwargs', U[i + 7])
     put(r, 'argsTruncated', U[i + 8])
     if first and at < r.enq then r.enq, r.enq_s = at, at_s end
-    if set_state(r, at, at_s, U[i + 5]) then
+    -- A record the worker started (its updates came first) still takes the message's options and body.
+    if set_state(r, at, at_s, U[i + 5]) or first then
       put(r, 'options', U[i + 9])
       put(r, 'body', ARGV[body])
       put_json(r, 'eta', U[i + 10])
