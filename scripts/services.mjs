@@ -2,7 +2,7 @@
 //   import { ensureServices } from './services.mjs'; await ensureServices({ redis: true, rabbitmq: true })
 //   node scripts/services.mjs        # ensures both, prints one line per service
 import { spawnSync } from 'node:child_process'
-import { accessSync, constants, openSync, closeSync, readFileSync } from 'node:fs'
+import { accessSync, constants, existsSync, openSync, closeSync, readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
@@ -116,13 +116,35 @@ async function ensureRabbitMQ() {
   throw failure('RabbitMQ', tried, install, `no AMQP answer after 90 s; rabbitmqctl said:\n${wait.output}`)
 }
 
+/** Where the dashboard's browser tests find Chromium (Debian's `chromium` package). */
+export const CHROMIUM = '/usr/bin/chromium'
+
+/** Chromium for the browser tests: there, or installed with apt-get (root), or a clear error. */
+function ensureChromium() {
+  if (existsSync(CHROMIUM)) return 'already installed'
+  const tried = 'apt-get install -y chromium'
+  const apt = findBinary('apt-get')
+  const root = typeof process.getuid === 'function' && process.getuid() === 0
+  if (apt && root) {
+    const install = run(apt, ['install', '-y', '--no-install-recommends', 'chromium'], 600_000)
+    if (install.ok && existsSync(CHROMIUM)) return 'installed'
+    throw new Error(`Chromium is missing at ${CHROMIUM} and could not be installed.\n  Tried: ${tried}\n  ${install.output.replaceAll('\n', '\n  ')}`)
+  }
+  throw new Error(
+    `Chromium is missing at ${CHROMIUM} (the dashboard's browser tests drive it).\n  Install it with: ${tried}` +
+      (apt ? ' (as root)' : ''),
+  )
+}
+
 /**
- * Ensures Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672) answer, starting them if needed.
+ * Ensures Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672) answer, starting them if needed,
+ * and that Chromium is installed for the browser tests.
  * Throws an Error naming the service, how it tried to start it and what to install. Never skips silently.
  * @returns {Promise<string[]>} one human-readable line per checked service
  */
-export async function ensureServices({ redis = true, rabbitmq = true } = {}) {
+export async function ensureServices({ redis = true, rabbitmq = true, chromium = true } = {}) {
   const lines = []
+  if (chromium) lines.push(`chromium: ${ensureChromium()} at ${CHROMIUM}`)
   if (redis) lines.push(`redis: ${await ensureRedis()} at ${HOST}:${REDIS_PORT}`)
   if (rabbitmq) lines.push(`rabbitmq: ${await ensureRabbitMQ()} at ${HOST}:${RABBITMQ_PORT}`)
   return lines
@@ -130,8 +152,9 @@ export async function ensureServices({ redis = true, rabbitmq = true } = {}) {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   try {
-    console.log((await ensureServices({ rabbitmq: false }))[0])
-    console.log((await ensureServices({ redis: false }))[0])
+    console.log((await ensureServices({ rabbitmq: false, chromium: false }))[0])
+    console.log((await ensureServices({ redis: false, chromium: false }))[0])
+    console.log((await ensureServices({ redis: false, rabbitmq: false }))[0])
   } catch (error) {
     console.error(error instanceof Error ? error.message : error)
     process.exit(1)
