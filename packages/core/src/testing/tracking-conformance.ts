@@ -160,6 +160,22 @@ export function trackingBackendConformanceSuite(options: TrackingBackendConforma
       expect((await backend.get(id))?.state).toBe('running')
     })
 
+    it('keeps the state further along when two updates carry the same millisecond', async () => {
+      const backend = await create()
+      const id = randomUUID()
+      const t = Date.now()
+      const attempt = { number: 1, workerId: 'host:1:1', startedAt: t }
+      // The worker started it in the millisecond its producer's enqueue (recorded late) began.
+      await backend.write([{ kind: 'attempt', at: t, messageId: id, attempt, state: 'running' }], DAY)
+      await backend.write([enqueued(id, t)], DAY)
+      expect((await backend.get(id))?.state).toBe('running')
+      // Its retry, enqueued in the same millisecond as the failed attempt, moves it on.
+      await backend.write([enqueued(id, t, { state: 'retrying', eta: t + 1000 })], DAY)
+      expect((await backend.get(id))?.state).toBe('retrying')
+      await backend.write([{ kind: 'state', at: t, messageId: id, state: 'succeeded' }], DAY)
+      expect((await backend.get(id))?.state).toBe('succeeded')
+    })
+
     it('lists newest first, filters by queue, state, actor and text, and pages with a cursor', async () => {
       const backend = await create()
       const t = Date.now()

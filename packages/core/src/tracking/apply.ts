@@ -10,6 +10,19 @@ export interface StoredRecord extends TrackedMessage {
   stateAt: number
 }
 
+/** How far along in a message's life a state is: on a tie of times, a state does not go back. */
+const STATE_RANK: Record<MessageState, number> = {
+  queued: 0,
+  delayed: 0,
+  running: 1,
+  retrying: 2,
+  succeeded: 3,
+  failed: 3,
+  dead: 3,
+  cancelled: 3,
+  skipped: 3,
+}
+
 /**
  * Apply one update to a record (or to nothing yet): the reference semantics every
  * `TrackingBackend` implements. Pure: returns the new record, leaves `record` as it was.
@@ -19,6 +32,8 @@ export interface StoredRecord extends TrackedMessage {
  * - `attempt` replaces the attempt with its number (or adds it); with a `state`, sets it (and
  *   the worker while `running`) unless a newer state is there.
  * - `state` sets the state unless a newer one is there; `progress` sets the progress.
+ * - "Newer" compares the updates' `at`; of two at the same millisecond, the state further along
+ *   (queued/delayed, then running, then retrying, then a final state) stays.
  * An update for a message tracking has not seen yet (the worker's, before the producer's
  * arrived) starts a partial record that a later `enqueued` completes.
  */
@@ -42,6 +57,9 @@ export function applyUpdate(record: StoredRecord | undefined, update: TrackingUp
   base.updatedAt = Math.max(base.updatedAt, update.at)
   const setState = (state: MessageState): boolean => {
     if (update.at < base.stateAt) return false
+    // Two updates of the same millisecond (a producer's enqueue recorded late, after its
+    // worker started the message): the one further along in a message's life wins.
+    if (update.at === base.stateAt && STATE_RANK[state] < STATE_RANK[base.state]) return false
     base.state = state
     base.stateAt = update.at
     if (state !== 'running') delete base.workerId

@@ -25,6 +25,9 @@
 local STATES = {'queued', 'delayed', 'running', 'retrying', 'succeeded', 'failed', 'dead', 'cancelled', 'skipped'}
 -- States without a P:s index (keep in step with UNINDEXED_STATES in tracking/backend.ts).
 local UNINDEXED = {queued = true, succeeded = true}
+-- How far along in a message's life a state is (keep in step with STATE_RANK in apply.ts).
+local STATE_RANK = {queued = 0, delayed = 0, running = 1, retrying = 2, succeeded = 3, failed = 3, dead = 3,
+  cancelled = 3, skipped = 3}
 
 -- The queue and actor of `id` by P:where (nil when there is no entry, or it is unreadable).
 local function read_where(P, id)

@@ -98,6 +98,8 @@ end
 -- A state replaces the current one unless that one was set by a newer update.
 local function set_state(r, at, at_s, state)
   if at < r.state_at then return false end
+  -- Of two updates at the same millisecond, the state further along stays (as apply.ts).
+  if at == r.state_at and (STATE_RANK[state] or 0) < (STATE_RANK[r.state] or 0) then return false end
   r.state, r.state_at = state, at
   put(r, 'state', state)
   put(r, 'stateAt', at_s)
