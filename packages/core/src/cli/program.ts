@@ -1,11 +1,12 @@
-import { readFileSync, statSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { Command, CommanderError, Option } from 'commander'
 import { errorMessage } from '../errors.ts'
 import { validateQueueName } from '../queue-names.ts'
 import { addAdminCommands } from './admin-commands.ts'
 import type { WorkerCommandConfig } from './config.ts'
+import { integer, isDirectory, port } from './args.ts'
 import { EXIT_CODE_HELP, ExitCode } from './exit-codes.ts'
 import { LogFormat } from './log.ts'
 import { isPathLike, resolveModule } from './modules.ts'
@@ -28,33 +29,6 @@ const SIGNAL_HELP = `Signals:
                    under npx/npm run, tq also stops when the process that started it exits
   SIGHUP           restart every worker process gracefully (reload the code)
   SIGUSR1          every worker process logs a stats line (processed, failed, retried, in flight)`
-
-function integer(min: number, what: string) {
-  return (value: string): number => {
-    const n = Number(value)
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
-      throw new InvalidArgumentError(`${what} must be an integer >= ${min}.`)
-    }
-    return n
-  }
-}
-
-function port(what: string) {
-  return (value: string): number => {
-    const n = Number(value)
-    if (!/^\d+$/.test(value.trim()) || n > 65535)
-      throw new InvalidArgumentError(`${what} must be a port number (0 to 65535).`)
-    return n
-  }
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory()
-  } catch {
-    return false
-  }
-}
 
 interface WorkerOptionsParsed {
   processes: number
