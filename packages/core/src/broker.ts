@@ -30,53 +30,9 @@ import type { ConsumeOptions, Consumer } from './consumer.ts'
 
 export type { ConsumeOptions, Consumer, ReceiveOptions } from './consumer.ts'
 import type { ResultBackend } from './results/backend.ts'
+import type { BrokerOptions, EnqueueOptions, JoinOptions, OutgoingMessage, QueueCounts } from './broker-types.ts'
 
-export interface BrokerOptions {
-  /** The middleware stack; defaults to `defaultMiddleware()` (AgeLimit, TimeLimit, ShutdownNotifications, Callbacks, Pipelines, Retries). */
-  middleware?: Middleware[]
-  logger?: Logger
-  /** The encoder for this broker's messages; defaults to the global `getEncoder()`. */
-  encoder?: Encoder
-}
-
-export interface EnqueueOptions {
-  /** Milliseconds to wait before the message becomes due. */
-  delay?: number
-}
-
-export interface JoinOptions {
-  /** Milliseconds to wait before throwing `QueueJoinTimeoutError`. Unlimited by default. */
-  timeout?: number
-}
-
-/**
- * A message on its way out, handed to a broker's transport step (`transmit`): the enqueue hooks
- * ran, `message` is final (on the delay queue with its `eta` when delayed) and `body` is its
- * encoding.
- */
-export interface OutgoingMessage {
-  readonly message: Message
-  readonly body: Uint8Array
-  /** The canonical queue (`q` for `q` and `q.DQ`). */
-  readonly canonical: string
-  /** The delay the message was sent with (ms), if any. */
-  readonly delay: number | undefined
-}
-
-/**
- * How many messages a queue holds, as the broker counts them (approximate on SQS; RabbitMQ
- * cannot count delivered, unacknowledged ones).
- */
-export interface QueueCounts {
-  /** Waiting in the queue, ready to be delivered. */
-  ready: number
-  /** In the delay queue (not yet due, or due and not yet moved). */
-  delayed: number
-  /** Delivered and not yet acked or nacked; `undefined` where the broker cannot tell. */
-  running: number | undefined
-  /** In the dead-letter queue. */
-  dead: number
-}
+export type { BrokerOptions, EnqueueOptions, JoinOptions, OutgoingMessage, QueueCounts } from './broker-types.ts'
 
 /**
  * The base of every broker: the actor registry, the middleware list and hook emission, queue
@@ -295,49 +251,46 @@ export abstract class Broker<C extends Consumer = Consumer> {
     this.assertOpen()
     const began = Date.now()
     const delay = options.delay ?? undefined
-    const outgoing: (Omit<OutgoingMessage, 'body'> & { body: Uint8Array | undefined })[] = []
+    const outgoing: OutgoingMessage[] = []
+    // In order: what is sent, or (a duplicate of a held unique key) the message holding the key.
+    const results: Array<OutgoingMessage | { holder: Message }> = []
     for (const original of messages) {
       const canonical = qName(original.queueName)
       this.checkEnqueueQueue(canonical)
       let message = this.prepareMessage(original)
-      if (message.options['uniqueKey'] !== undefined) {
-        const existing = await this.#claimUnique(message, delay)
-        if (existing) {
-          outgoing.push({ message: existing, body: undefined, canonical, delay })
-          continue
-        }
+      const holder = message.options['uniqueKey'] === undefined ? undefined : await this.#claimUnique(message, delay)
+      if (holder) {
+        results.push({ holder })
+        continue
       }
       if (delay !== undefined) {
         message = message.copy({ queueName: dqName(canonical), options: { eta: Math.round(Date.now() + delay) } })
       }
       await this.emitBefore('beforeEnqueue', message, delay)
-      outgoing.push({ message, body: message.encode(this.encoder), canonical, delay })
+      const out = { message, body: message.encode(this.encoder), canonical, delay }
+      outgoing.push(out)
+      results.push(out)
     }
-    // Duplicates of a held unique key send nothing and resolve to the message holding it.
-    const sending = outgoing.some((out) => out.body === undefined)
-      ? outgoing.filter((out): out is OutgoingMessage => out.body !== undefined)
-      : (outgoing as OutgoingMessage[])
     // A transport that hands the messages over synchronously (the StubBroker) costs no extra turn.
-    const sent = sending.length > 0 ? this.transmit(sending) : undefined
+    const sent = outgoing.length > 0 ? this.transmit(outgoing) : undefined
     if (sent) await sent
     const enqueued: Message[] = []
-    for (const out of outgoing) {
-      if (out.body !== undefined) await this.emitAfter('afterEnqueue', out.message, delay, out.body, began)
-      enqueued.push(out.message)
+    for (const result of results) {
+      if ('holder' in result) enqueued.push(result.holder)
+      else {
+        await this.emitAfter('afterEnqueue', result.message, delay, result.body, began)
+        enqueued.push(result.message)
+      }
     }
     return enqueued
   }
 
-  /**
-   * Deduplication (`uniqueKey`): the middleware that keeps unique keys (`Tracking`) claims the
-   * key for the message; resolves with the message already holding it, if another does.
-   */
-  async #claimUnique(message: Message, delay: number | undefined): Promise<Message | undefined> {
-    const keeper = this.middleware.find((m) => typeof m.claimUnique === 'function')
+  /** Deduplication (`uniqueKey`): the first middleware keeping unique keys (`Tracking`) claims it. */
+  #claimUnique(message: Message, delay: number | undefined): Promise<Message | undefined> {
+    const keeper = this.middleware.find((m) => m.claimUnique)
     if (!keeper?.claimUnique) {
       throw new ConfigurationError(
-        `Message option uniqueKey needs a middleware that keeps unique keys: add Tracking ` +
-          `(broker.addMiddleware(new Tracking({ backend })))`,
+        'Message option uniqueKey needs a middleware that keeps unique keys: add Tracking (broker.addMiddleware(new Tracking({ backend })))',
       )
     }
     return keeper.claimUnique(this, message, delay)
