@@ -1,16 +1,16 @@
 // Messages Python Dramatiq 2.2 wrote (fixtures/dramatiq-wire/redis-*.json), put into Redis the
 // way Python did (HSET <q>.msgs + RPUSH <q>, or a whole dumped state), consumed by a tq worker.
-import { Pipelines, Worker, actor, type Middleware, Tracking } from '@tq/core'
+import { Pipelines, Worker, actor, type Middleware, type Tracking } from '@tq/core'
 import { Ledger, createCapturingLogger } from '@tq/core/testing'
 import type { Redis } from 'ioredis'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { RedisBroker, RedisTrackingBackend, type RedisBrokerOptions } from '../src/index.ts'
+import { afterEach, beforeEach, expect, it } from 'vitest'
+import { RedisBroker, type RedisBrokerOptions } from '../src/index.ts'
 import { loadFixture, putLikePython, stripParsed, type KeyDump } from './fixtures.ts'
+import { withAndWithoutTracking } from './tracking-variant.ts'
 import { REDIS_URL, deleteNamespace, rawClient, uniqueNamespace } from './helpers.ts'
 
 const raw = rawClient()
 let tracking: Tracking | undefined
-let trackingBackend: RedisTrackingBackend | undefined
 let namespace: string
 let broker: RedisBroker
 let worker: Worker | undefined
@@ -188,20 +188,8 @@ function consumesWhatDramatiqWrote(): void {
   })
 }
 
-describe('tq consumes what Dramatiq wrote', consumesWhatDramatiqWrote)
-
-// The same bytes, keys and behaviour with Tracking on the tq side (its keys under a prefix of
-// their own), and deduplication and cancellation available: a Python peer sees no difference.
-describe('tq consumes what Dramatiq wrote, with Tracking on', () => {
-  beforeEach(() => {
-    trackingBackend = new RedisTrackingBackend({ url: REDIS_URL, prefix: `tq-tracking-${namespace}` })
-    tracking = new Tracking({ backend: trackingBackend, flushInterval: 5 })
-  })
-  afterEach(async () => {
-    await trackingBackend?.close()
-    await deleteNamespace(raw, `tq-tracking-${namespace}`)
-    tracking = undefined
-    trackingBackend = undefined
-  })
-  consumesWhatDramatiqWrote()
+withAndWithoutTracking('tq consumes what Dramatiq wrote', consumesWhatDramatiqWrote, {
+  namespace: () => namespace,
+  client: raw,
+  use: (on) => (tracking = on),
 })

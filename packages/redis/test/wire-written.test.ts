@@ -1,16 +1,16 @@
 // What tq writes to Redis, compared with what Python Dramatiq 2.2 wrote in the same scenario
 // (fixtures/dramatiq-wire/redis-*.json): key names, types, TTLs, option order and payload bytes,
 // modulo ids and timestamps.
-import { Message, Pipelines, Retries, Worker, actor, fieldsFromWire, type Middleware, Tracking } from '@tq/core'
+import { Message, Pipelines, Retries, Worker, actor, fieldsFromWire, type Middleware, type Tracking } from '@tq/core'
 import { deferred, waitFor } from '@tq/core/testing'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { RedisBroker, RedisTrackingBackend } from '../src/index.ts'
+import { afterEach, beforeEach, expect, it } from 'vitest'
+import { RedisBroker } from '../src/index.ts'
 import { dumpNamespace, loadFixture, stripParsed, substitute, zeroHeartbeats } from './fixtures.ts'
+import { withAndWithoutTracking } from './tracking-variant.ts'
 import { REDIS_URL, deleteNamespace, rawClient, uniqueNamespace } from './helpers.ts'
 
 const raw = rawClient()
 let tracking: Tracking | undefined
-let trackingBackend: RedisTrackingBackend | undefined
 let namespace: string
 let broker: RedisBroker
 const workers: Worker[] = []
@@ -233,20 +233,8 @@ function writesWhatDramatiqWrites(): void {
   })
 }
 
-describe('tq writes what Dramatiq writes', writesWhatDramatiqWrites)
-
-// The same bytes, keys and behaviour with Tracking on the tq side (its keys under a prefix of
-// their own), and deduplication and cancellation available: a Python peer sees no difference.
-describe('tq writes what Dramatiq writes, with Tracking on', () => {
-  beforeEach(() => {
-    trackingBackend = new RedisTrackingBackend({ url: REDIS_URL, prefix: `tq-tracking-${namespace}` })
-    tracking = new Tracking({ backend: trackingBackend, flushInterval: 5 })
-  })
-  afterEach(async () => {
-    await trackingBackend?.close()
-    await deleteNamespace(raw, `tq-tracking-${namespace}`)
-    tracking = undefined
-    trackingBackend = undefined
-  })
-  writesWhatDramatiqWrites()
+withAndWithoutTracking('tq writes what Dramatiq writes', writesWhatDramatiqWrites, {
+  namespace: () => namespace,
+  client: raw,
+  use: (on) => (tracking = on),
 })
