@@ -60,11 +60,20 @@ for (let r = 0; r < rounds; r++) {
 }
 const best = (tracked: boolean, key: 'enqueue' | 'drain'): number =>
   Math.max(...rows.filter((row) => row.tracked === tracked).map((row) => row[key]))
+const median = (tracked: boolean, key: 'enqueue' | 'drain'): number => {
+  const values = rows.filter((row) => row.tracked === tracked).map((row) => row[key])
+  values.sort((a, b) => a - b)
+  const mid = values.length >> 1
+  return values.length % 2 === 1 ? (values[mid] ?? 0) : ((values[mid - 1] ?? 0) + (values[mid] ?? 0)) / 2
+}
 const fmt = (n: number): string => `${Math.round(n).toLocaleString('en-US')} msgs/s`
 for (const row of rows)
   console.log(`${row.tracked ? 'tracking' : 'plain   '}  enqueue ${fmt(row.enqueue)}  end to end c8 ${fmt(row.drain)}`)
 console.log(
   `best: plain ${fmt(best(false, 'drain'))}, tracking ${fmt(best(true, 'drain'))} → ${Math.round((best(true, 'drain') / best(false, 'drain')) * 100)} % (enqueue ${Math.round((best(true, 'enqueue') / best(false, 'enqueue')) * 100)} %)`,
+)
+console.log(
+  `median: plain ${fmt(median(false, 'drain'))}, tracking ${fmt(median(true, 'drain'))} → ${Math.round((median(true, 'drain') / median(false, 'drain')) * 100)} % (enqueue ${Math.round((median(true, 'enqueue') / median(false, 'enqueue')) * 100)} %)`,
 )
 for (const where of new Set([url, trackingUrl])) {
   const cleanup = new Redis(where)

@@ -1,4 +1,5 @@
 import type { Message, MessageOptions } from './message.ts'
+import type { ProgressSink } from './tracking/progress.ts'
 import type { MessageFields } from './wire.ts'
 
 /**
@@ -13,6 +14,11 @@ export class MessageProxy<R = unknown> {
   exception: unknown = undefined
   /** Whether the broker says this delivery was seen before (where it can tell). */
   redelivered = false
+  /**
+   * @internal Where `setProgress()` sends this delivery's progress: set by the `Tracking`
+   * middleware when the attempt starts (a field, not a map entry per message).
+   */
+  progressSink: ProgressSink | undefined = undefined
   // Created only when someone asks for `signal`: an AbortController per message is measurable
   // on the hot path, and most actors never look at it.
   #controller: AbortController | undefined

@@ -127,8 +127,7 @@ export class WorkerControl {
   }
 
   /** Count a finished attempt, for the throughput sent with the next heartbeat. */
-  count(queue: string, failed: boolean): void {
-    const now = Date.now()
+  count(queue: string, failed: boolean, now = Date.now()): void {
     if (now - this.#minute >= MINUTE) {
       // A new minute: the last one's counts wait for the next heartbeat.
       for (const count of this.#current.values()) this.#done.push(count)

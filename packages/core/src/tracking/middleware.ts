@@ -8,9 +8,9 @@ import type { MessageProxy } from '../message-proxy.ts'
 import type { Middleware, ProcessOutcome } from '../middleware/middleware.ts'
 import { qName } from '../queue-names.ts'
 import type { Worker } from '../worker.ts'
-import type { TrackedAttempt, TrackingBackend, TrackingUpdate, UniqueClaim } from './backend.ts'
+import type { MessageState, TrackedAttempt, TrackingBackend, TrackingUpdate, UniqueClaim } from './backend.ts'
 import { UNIQUE_OPTIONS, WorkerControl, heldUniqueKey, uniqueSpecOf } from './control.ts'
-import { setProgressSink } from './progress.ts'
+import type { ProgressSink } from './progress.ts'
 
 export interface TrackingOptions {
   /** Where the records go: `StubTrackingBackend`, `RedisTrackingBackend` (@tq/redis), … */
@@ -44,9 +44,21 @@ const MAX_BATCH = 1000
 
 const DAY = 86_400_000
 
+type AttemptUpdate = Extract<TrackingUpdate, { kind: 'attempt' }>
+type ProgressUpdate = Extract<TrackingUpdate, { kind: 'progress' }>
+
 /** An attempt this process is running (or has just run), until its message is settled. */
 interface Running {
   attempt: TrackedAttempt
+  /**
+   * The attempt's last update while it still waits in the pending batch `batch`: the attempt's
+   * end and its outcome are folded into it (one update instead of three). Unset once an enqueue
+   * of the message came after it (the order of the two matters).
+   */
+  pending: AttemptUpdate | undefined
+  /** The last progress update while it waits in the pending batch `batch` (only the last counts). */
+  progress: ProgressUpdate | undefined
+  batch: number
   failed: boolean
   /** Retries enqueued the message again while it ran: its record says `retrying` already. */
   retried: boolean
@@ -69,7 +81,7 @@ interface Running {
  * const broker = new StubBroker({ middleware: [...defaultMiddleware(), tracking] })
  * ```
  */
-export class Tracking implements Middleware {
+export class Tracking implements Middleware, ProgressSink {
   readonly actorOptions: readonly string[] = UNIQUE_OPTIONS
   readonly backend: TrackingBackend
   readonly retention: number
@@ -79,10 +91,8 @@ export class Tracking implements Middleware {
   #outage: OutageLog | undefined
   readonly flushInterval: number
   #pending: TrackingUpdate[] = []
-  /** Index in `#pending` of each message's last attempt update, for merging. */
-  #lastAttempt = new Map<string, number>()
-  /** Index in `#pending` of each message's last progress update. */
-  #lastProgress = new Map<string, number>()
+  /** The number of the pending batch (one more each time one is handed to the backend). */
+  #batch = 0
   #timer: NodeJS.Timeout | undefined
   #scheduled = false
   /** Writes started and not finished, for `flush()`. */
@@ -170,7 +180,11 @@ export class Tracking implements Middleware {
     const running = this.#running.get(message.messageId)
     const again = running !== undefined && count >= running.attempt.number
     const retrying = again || (count > 0 && eta !== undefined)
-    if (running && again) running.retried = true
+    if (running) {
+      if (again) running.retried = true
+      // What the attempt reports from now on comes after this enqueue: not folded into an earlier update.
+      running.pending = undefined
+    }
     const fits = body.byteLength <= this.maxArgsBytes
     this.#push(broker, {
       kind: 'enqueued',
@@ -192,51 +206,118 @@ export class Tracking implements Middleware {
   beforeProcessMessage(broker: Broker, proxy: MessageProxy): void {
     // Cancelled (admin.cancel) before it ran: acked unrun, recorded by afterSkipMessage.
     if (this.#control.cancelOf(proxy.messageId)) throw new SkipMessage(`Message ${proxy.messageId} was cancelled`)
+    this.#broker ??= broker
     const unique = heldUniqueKey(proxy)
     if (unique?.until === 'start') this.#release(broker, unique.claim)
     const retries = proxy.options.retries
+    const startedAt = Date.now()
     const attempt: TrackedAttempt = {
       number: (typeof retries === 'number' && retries > 0 ? retries : 0) + 1,
       workerId: this.workerId,
-      startedAt: Date.now(),
+      startedAt,
     }
-    this.#running.set(proxy.messageId, { attempt, failed: false, retried: false, cancelled: false })
-    this.#control.started(proxy)
-    setProgressSink(proxy, (progress) =>
-      this.#push(broker, { kind: 'progress', at: Date.now(), messageId: proxy.messageId, progress }),
-    )
-    this.#push(broker, {
+    const pending: AttemptUpdate = {
       kind: 'attempt',
-      at: attempt.startedAt,
+      at: startedAt,
       messageId: proxy.messageId,
       attempt,
       state: 'running',
+    }
+    this.#running.set(proxy.messageId, {
+      attempt,
+      pending,
+      progress: undefined,
+      batch: this.#batch,
+      failed: false,
+      retried: false,
+      cancelled: false,
     })
+    this.#control.started(proxy)
+    proxy.progressSink = this
+    this.#push(broker, pending)
+  }
+
+  /** `setProgress()` inside a running actor (`ProgressSink`). */
+  reportProgress(proxy: MessageProxy, progress: unknown): void {
+    const broker = this.#broker
+    const running = this.#running.get(proxy.messageId)
+    if (!broker || !running) return
+    const at = Date.now()
+    if (running.progress && running.batch === this.#batch) {
+      running.progress.progress = progress
+      running.progress.at = at
+      return
+    }
+    const update: ProgressUpdate = { kind: 'progress', at, messageId: proxy.messageId, progress }
+    this.#sameBatch(running)
+    running.progress = update
+    this.#push(broker, update)
+  }
+
+  /**
+   * The attempt's pending updates belong to the pending batch: from an older one (written, or
+   * being written) they are the backend's now, and the next change is an update of its own.
+   */
+  #sameBatch(running: Running): void {
+    if (running.batch === this.#batch) return
+    running.batch = this.#batch
+    running.pending = undefined
+    running.progress = undefined
+  }
+
+  /** Fold a change of the running attempt into its pending update, or push it as an update of its own. */
+  #attemptUpdate(
+    broker: Broker,
+    running: Running,
+    at: number,
+    attempt: TrackedAttempt | undefined,
+    state: MessageState | undefined,
+    messageId: string,
+  ): void {
+    this.#sameBatch(running)
+    const pending = running.pending
+    if (pending) {
+      // In place: a pending update is this middleware's own until #write hands it over.
+      if (attempt) pending.attempt = attempt
+      if (state) pending.state = state
+      pending.at = at
+      return
+    }
+    if (attempt) {
+      const update: AttemptUpdate = { kind: 'attempt', at, messageId, attempt }
+      if (state) update.state = state
+      running.pending = update
+      this.#push(broker, update)
+    } else if (state) {
+      this.#push(broker, { kind: 'state', at, messageId, state })
+    }
   }
 
   afterProcessMessage(broker: Broker, proxy: MessageProxy, outcome: ProcessOutcome): void {
-    this.#control.finished(proxy.messageId)
-    this.#control.count(proxy.queueName, outcome.exception !== undefined)
-    const running = this.#running.get(proxy.messageId)
+    const messageId = proxy.messageId
+    const finishedAt = Date.now()
+    const failed = outcome.exception !== undefined
+    this.#control.finished(messageId)
+    this.#control.count(proxy.queueName, failed, finishedAt)
+    const running = this.#running.get(messageId)
     if (!running) return
-    const finished: TrackedAttempt = { ...running.attempt, finishedAt: Date.now() }
-    if (outcome.exception !== undefined) {
+    proxy.progressSink = undefined
+    const started = running.attempt
+    const finished: TrackedAttempt = {
+      number: started.number,
+      workerId: started.workerId,
+      startedAt: started.startedAt,
+      finishedAt,
+    }
+    if (failed) {
       running.failed = true
-      if (outcome.exception instanceof CancelledError) running.cancelled = true
       const error = outcome.exception
-      finished.error = {
-        type: errorTypeName(error),
-        message: errorMessage(error),
-        ...(error instanceof Error && error.stack !== undefined ? { stack: error.stack } : {}),
-      }
+      if (error instanceof CancelledError) running.cancelled = true
+      finished.error = { type: errorTypeName(error), message: errorMessage(error) }
+      if (error instanceof Error && error.stack !== undefined) finished.error.stack = error.stack
     }
     running.attempt = finished
-    this.#push(broker, {
-      kind: 'attempt',
-      at: finished.finishedAt ?? Date.now(),
-      messageId: proxy.messageId,
-      attempt: finished,
-    })
+    this.#attemptUpdate(broker, running, finishedAt, finished, undefined, messageId)
   }
 
   afterSkipMessage(broker: Broker, proxy: MessageProxy): void {
@@ -257,18 +338,16 @@ export class Tracking implements Middleware {
     if (running.retried) return
     this.#releaseHeld(broker, proxy)
     if (running.cancelled && this.#control.cancelOf(proxy.messageId) === 'delete') return
-    this.#push(broker, {
-      kind: 'state',
-      at: Date.now(),
-      messageId: proxy.messageId,
-      state: running.cancelled ? 'cancelled' : running.failed ? 'failed' : 'succeeded',
-    })
+    const state = running.cancelled ? 'cancelled' : running.failed ? 'failed' : 'succeeded'
+    this.#attemptUpdate(broker, running, Date.now(), undefined, state, proxy.messageId)
   }
 
   afterNack(broker: Broker, proxy: MessageProxy): void {
+    const running = this.#running.get(proxy.messageId)
     this.#running.delete(proxy.messageId)
     this.#releaseHeld(broker, proxy)
-    this.#push(broker, { kind: 'state', at: Date.now(), messageId: proxy.messageId, state: 'dead' })
+    if (running) this.#attemptUpdate(broker, running, Date.now(), undefined, 'dead', proxy.messageId)
+    else this.#push(broker, { kind: 'state', at: Date.now(), messageId: proxy.messageId, state: 'dead' })
   }
 
   async afterWorkerShutdown(_broker: Broker, worker: Worker): Promise<void> {
@@ -298,11 +377,7 @@ export class Tracking implements Middleware {
   }
 
   #push(broker: Broker, update: TrackingUpdate): void {
-    if (!this.#merge(update)) {
-      if (update.kind === 'attempt') this.#lastAttempt.set(update.messageId, this.#pending.length)
-      else if (update.kind === 'enqueued') this.#lastAttempt.delete(update.messageId)
-      this.#pending.push(update)
-    }
+    this.#pending.push(update)
     if (this.#pending.length >= MAX_BATCH) return this.#write()
     this.#schedule(broker)
   }
@@ -318,38 +393,6 @@ export class Tracking implements Middleware {
     }
   }
 
-  /**
-   * Fold an attempt's end or its outcome into the pending update of the same attempt: applied in
-   * order they give the same record, in one update instead of three.
-   */
-  #merge(update: TrackingUpdate): boolean {
-    if (update.kind === 'progress') {
-      // Only the last value of a window matters.
-      const index = this.#lastProgress.get(update.messageId)
-      if (index === undefined || this.#pending[index]?.messageId !== update.messageId) {
-        this.#lastProgress.set(update.messageId, this.#pending.length)
-        return false
-      }
-      this.#pending[index] = update
-      return true
-    }
-    if (update.kind !== 'attempt' && update.kind !== 'state') return false
-    const index = this.#lastAttempt.get(update.messageId)
-    if (index === undefined) return false
-    const last = this.#pending[index]
-    if (last?.kind !== 'attempt' || last.messageId !== update.messageId) return false
-    // In place: a pending update is this middleware's own until #write hands it over.
-    if (update.kind === 'attempt') {
-      if (update.attempt.number !== last.attempt.number) return false
-      last.attempt = update.attempt
-      if (update.state) last.state = update.state
-    } else {
-      last.state = update.state
-    }
-    last.at = update.at
-    return true
-  }
-
   #write(): void {
     this.#scheduled = false
     if (this.#timer) clearTimeout(this.#timer)
@@ -358,8 +401,7 @@ export class Tracking implements Middleware {
     if (this.#pending.length === 0) return
     const batch = this.#pending
     this.#pending = []
-    this.#lastAttempt.clear()
-    this.#lastProgress.clear()
+    this.#batch++
     const outage = this.#outage
     const written: Promise<void> = this.backend
       .write(batch, this.retention)

@@ -5,12 +5,9 @@ import { currentMessage } from '../middleware/current-message.ts'
 /** Largest progress value, as JSON. */
 const MAX_PROGRESS_BYTES = 4096
 
-/** Where each running message's progress goes: set by `Tracking` when the attempt starts. */
-const sinks = new WeakMap<MessageProxy, (value: unknown) => void>()
-
-/** Route the progress the actor of `proxy` reports to `sink` (the `Tracking` middleware does). */
-export function setProgressSink(proxy: MessageProxy, sink: (value: unknown) => void): void {
-  sinks.set(proxy, sink)
+/** Where a running message's progress goes (`MessageProxy.progressSink`, set by `Tracking`). */
+export interface ProgressSink {
+  reportProgress(proxy: MessageProxy, value: unknown): void
 }
 
 /**
@@ -32,7 +29,7 @@ export function setProgressSink(proxy: MessageProxy, sink: (value: unknown) => v
 export function setProgress(value: number | Record<string, unknown> | unknown[]): void {
   const proxy = currentMessage()
   if (!proxy) throw new InvalidArgumentError('setProgress() reports the progress of an actor: call it inside one')
-  sinks.get(proxy)?.(checkProgress(value))
+  proxy.progressSink?.reportProgress(proxy, checkProgress(value))
 }
 
 function checkProgress(value: unknown): unknown {

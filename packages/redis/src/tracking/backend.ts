@@ -24,7 +24,7 @@ import { classifyRedisError } from '../classify-error.ts'
 import { RedisClientHandle, isReplyError, type AdapterRedisOptions } from '../shared/index.ts'
 import { decodeRecord, encodeUpdate, fieldMap, packFields } from './codec.ts'
 import { RedisTrackingControl } from './control.ts'
-import { defineTrackingScripts, queueTrackingScript, runTrackingScript, type TrackingArg } from './scripts.ts'
+import { defineTrackingScripts, runTrackingScript, type TrackingArg } from './scripts.ts'
 
 export interface RedisTrackingBackendOptions {
   /** `redis://…` or `rediss://…` (default `redis://127.0.0.1:6379`). Ignored with `client`. */
@@ -44,8 +44,13 @@ export interface RedisTrackingBackendOptions {
   logger?: Logger
 }
 
-/** Most updates in one script call (more go in further calls of the same pipeline). */
-const UPDATES_PER_CALL = 500
+/**
+ * Most updates in one script call (more go in further calls, one after the other): Redis runs
+ * nothing else while a script runs, so a call is kept to a few hundred microseconds, shorter
+ * than a worker's prefetched messages last, and the broker's fetches and acks get their turn
+ * between calls.
+ */
+const UPDATES_PER_CALL = 25
 /** Expired records a write may sweep beyond one per update it carries. */
 const SWEEP_EXTRA = 100
 /**
@@ -84,7 +89,9 @@ type ListReply = [scanned: number, exhausted: number, more: number, lastScore: B
  * touches only what changed: a state change moves the id between two state indexes and nothing
  * else (the record's fields say which indexes hold it).
  *
- * `write()` is one round trip (one Lua call per 500 updates, pipelined), atomic per message.
+ * `write()` makes one Lua call per 25 updates, one after the other (each a few hundred
+ * microseconds of the server, so the broker's commands are not held up behind a long script),
+ * each update applied atomically, in order.
  * `list()` reads the most selective index (a rare state, then actor, then queue) and scans at most
  * `max(1000, 10 × limit)` entries per page: a page that is short but has a `cursor` means more
  * records may follow, the next page goes on from where the scan stopped.
@@ -140,13 +147,9 @@ export class RedisTrackingBackend implements TrackingBackend {
     })
     await this.#handle.verifyDatabase(classifyRedisError)
     try {
-      if (calls.length === 1) {
-        await runTrackingScript(this.client, 'write', calls[0] ?? [])
-        return
-      }
-      const pipeline = this.client.pipeline()
-      for (const args of calls) queueTrackingScript(pipeline, 'write', args)
-      for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error
+      // One call after the other, not pipelined: Redis takes in a pipeline's calls together, and
+      // the broker's fetches and acks would wait for them all.
+      for (const args of calls) await runTrackingScript(this.client, 'write', args)
     } catch (error) {
       throw classifyRedisError(error)
     }
@@ -374,25 +377,15 @@ export class RedisTrackingBackend implements TrackingBackend {
   }
 }
 
-/** The updates in groups of about `UPDATES_PER_CALL`, all of a message's updates in one group, in order. */
+/**
+ * The updates in calls of at most `UPDATES_PER_CALL`, in order. A message's updates may fall in
+ * two calls: the pipeline runs them in order, and each update is applied on its own (a reader
+ * between the two calls sees a state the message was in).
+ */
 function callsOf(updates: readonly TrackingUpdate[]): (readonly TrackingUpdate[])[] {
   if (updates.length <= UPDATES_PER_CALL) return [updates]
-  const byMessage = new Map<string, TrackingUpdate[]>()
-  for (const update of updates) {
-    const group = byMessage.get(update.messageId)
-    if (group) group.push(update)
-    else byMessage.set(update.messageId, [update])
-  }
-  const calls: TrackingUpdate[][] = []
-  let current: TrackingUpdate[] = []
-  for (const group of byMessage.values()) {
-    if (current.length > 0 && current.length + group.length > UPDATES_PER_CALL) {
-      calls.push(current)
-      current = []
-    }
-    current.push(...group)
-  }
-  if (current.length > 0) calls.push(current)
+  const calls: (readonly TrackingUpdate[])[] = []
+  for (let i = 0; i < updates.length; i += UPDATES_PER_CALL) calls.push(updates.slice(i, i + UPDATES_PER_CALL))
   return calls
 }
 

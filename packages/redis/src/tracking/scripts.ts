@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs'
-import type { ChainableCommander, Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 
 /**
  * The tracking backend's Lua scripts (`src/lua/tracking-<name>.lua`), each run with
@@ -57,13 +57,4 @@ export function runTrackingScript(
   buffers = false,
 ): Promise<unknown> {
   return scriptOf(client, name, buffers).call(client, ...args) as Promise<unknown>
-}
-
-/** Queue a script call on a pipeline (its reply comes with the pipeline's). */
-export function queueTrackingScript(
-  pipeline: ChainableCommander,
-  name: TrackingScript,
-  args: readonly TrackingArg[],
-): void {
-  scriptOf(pipeline, name, false).call(pipeline, ...args)
 }
