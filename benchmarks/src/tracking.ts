@@ -75,6 +75,18 @@ console.log(
 console.log(
   `median: plain ${fmt(median(false, 'drain'))}, tracking ${fmt(median(true, 'drain'))} → ${Math.round((median(true, 'drain') / median(false, 'drain')) * 100)} % (enqueue ${Math.round((median(true, 'enqueue') / median(false, 'enqueue')) * 100)} %)`,
 )
+// Each round ran one of each, back to back: the median of the rounds' ratios is the least noisy figure.
+const ratios = Array.from({ length: rounds }, (_, r) => {
+  const pair = rows.slice(2 * r, 2 * r + 2)
+  const plainRow = pair.find((row) => !row.tracked)
+  const trackedRow = pair.find((row) => row.tracked)
+  return plainRow && trackedRow ? trackedRow.drain / plainRow.drain : 0
+}).sort((a, b) => a - b)
+const mid = ratios.length >> 1
+const pairedMedian = ratios.length % 2 === 1 ? (ratios[mid] ?? 0) : ((ratios[mid - 1] ?? 0) + (ratios[mid] ?? 0)) / 2
+console.log(
+  `paired: median of the rounds' tracking/plain ratios ${Math.round(pairedMedian * 100)} % (rounds: ${ratios.map((ratio) => Math.round(ratio * 100)).join(', ')} %)`,
+)
 for (const where of new Set([url, trackingUrl])) {
   const cleanup = new Redis(where)
   for (const pattern of [`tqbench-tracking-${tag}*`, `tqbench-tracking-t-${tag}*`]) {

@@ -84,6 +84,8 @@ export interface WorkerControlOptions {
   workerId: string
   heartbeatInterval: number
   logger: () => Logger
+  /** The delivery of a message whose actor runs in this process now, to abort on a cancel. */
+  running: (messageId: string) => MessageProxy | undefined
 }
 
 /**
@@ -95,8 +97,6 @@ export class WorkerControl {
   readonly #options: WorkerControlOptions
   /** Cancels in force (message id → mode and when it was heard of). */
   readonly #cancels = new Map<string, { mode: CancelMode; at: number }>()
-  /** The messages running in this process, to abort on a cancel. */
-  readonly #running = new Map<string, MessageProxy>()
   readonly #workers = new Map<Worker, WorkerEntry>()
   #subscription: CancelSubscription | undefined
   #subscribing: Promise<void> | undefined
@@ -116,14 +116,6 @@ export class WorkerControl {
   /** The cancel in force for a message, if any. */
   cancelOf(messageId: string): CancelMode | undefined {
     return this.#cancels.get(messageId)?.mode
-  }
-
-  started(proxy: MessageProxy): void {
-    this.#running.set(proxy.messageId, proxy)
-  }
-
-  finished(messageId: string): void {
-    this.#running.delete(messageId)
   }
 
   /** Count a finished attempt, for the throughput sent with the next heartbeat. */
@@ -222,7 +214,7 @@ export class WorkerControl {
       return
     }
     this.#cancels.set(notice.messageId, { mode: notice.mode, at: Date.now() })
-    this.#running.get(notice.messageId)?.abort(new CancelledError(notice.messageId))
+    this.#options.running(notice.messageId)?.abort(new CancelledError(notice.messageId))
   }
 
   async #tick(): Promise<void> {

@@ -49,6 +49,7 @@ type ProgressUpdate = Extract<TrackingUpdate, { kind: 'progress' }>
 
 /** An attempt this process is running (or has just run), until its message is settled. */
 interface Running {
+  proxy: MessageProxy
   attempt: TrackedAttempt
   /**
    * The attempt's last update while it still waits in the pending batch `batch`: the attempt's
@@ -127,6 +128,11 @@ export class Tracking implements Middleware, ProgressSink {
       workerId: this.workerId,
       heartbeatInterval,
       logger: () => (this.#logger ?? this.#broker?.logger ?? noopLogger).child({ component: 'tracking' }),
+      running: (messageId) => {
+        const running = this.#running.get(messageId)
+        // Between its end and its settling an attempt is not aborted any more.
+        return running?.attempt.finishedAt === undefined ? running?.proxy : undefined
+      },
     })
   }
 
@@ -224,6 +230,7 @@ export class Tracking implements Middleware, ProgressSink {
       state: 'running',
     }
     this.#running.set(proxy.messageId, {
+      proxy,
       attempt,
       pending,
       progress: undefined,
@@ -232,7 +239,6 @@ export class Tracking implements Middleware, ProgressSink {
       retried: false,
       cancelled: false,
     })
-    this.#control.started(proxy)
     proxy.progressSink = this
     this.#push(broker, pending)
   }
@@ -297,7 +303,6 @@ export class Tracking implements Middleware, ProgressSink {
     const messageId = proxy.messageId
     const finishedAt = Date.now()
     const failed = outcome.exception !== undefined
-    this.#control.finished(messageId)
     this.#control.count(proxy.queueName, failed, finishedAt)
     const running = this.#running.get(messageId)
     if (!running) return

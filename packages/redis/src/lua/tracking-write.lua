@@ -37,10 +37,12 @@
 --
 -- Returns {records written, records swept}.
 
+-- Locals, not globals: looked up once per call, not once per use.
+local call, pcall_redis, num, unpack = redis.call, redis.pcall, tonumber, unpack
 local P = ARGV[1]
-local now = tonumber(ARGV[2])
-local retention = tonumber(ARGV[3])
-local sweep_limit = tonumber(ARGV[4])
+local now = num(ARGV[2])
+local retention = num(ARGV[3])
+local sweep_limit = num(ARGV[4])
 local slack = math.floor(math.min(retention / 100, 3600000))
 -- Index keys outlive their newest record by this much (ms): they expire by themselves only when
 -- the writes stop for good, since the sweep runs on writes.
@@ -97,7 +99,7 @@ local i = 1
 while i <= #U do
   local kind, id = U[i], U[i + 1]
   at_s = U[i + 2]
-  at = tonumber(at_s)
+  at = num(at_s)
   key = P .. ':m:' .. id
   wn, dn = 0, 0
   local enqueue = kind == 'e'
@@ -105,26 +107,26 @@ while i <= #U do
   -- hash, or a hash with record fields but no state, is garbage: it is replaced.
   local f
   if enqueue then
-    f = redis.pcall('HMGET', key, 'state', 'stateAt', 'updatedAt', 'expiresAt', 'enqueuedAt', 'actor', 'queue')
+    f = pcall_redis('HMGET', key, 'state', 'stateAt', 'updatedAt', 'expiresAt', 'enqueuedAt', 'actor', 'queue')
   else
-    f = redis.pcall('HMGET', key, 'state', 'stateAt', 'updatedAt', 'expiresAt')
+    f = pcall_redis('HMGET', key, 'state', 'stateAt', 'updatedAt', 'expiresAt')
   end
   if f.err or (not f[1] and (f[2] or f[3] or f[4] or f[5] or f[6] or f[7])) then
-    redis.call('DEL', key)
+    call('DEL', key)
     f = {}
   end
   stored = f[1] and true or false
   local upd_s, exp_s, enq_s, actor, queue
   if stored then
     old_state, state = f[1], f[1]
-    state_at = tonumber(f[2]) or -math.huge
+    state_at = num(f[2]) or -math.huge
     upd_s, exp_s = f[3], f[4]
-    if enqueue then enq_s, actor, queue = tonumber(f[5]) and f[5] or nil, f[6] or '', f[7] or '' end
+    if enqueue then enq_s, actor, queue = num(f[5]) and f[5] or nil, f[6] or '', f[7] or '' end
   else
     -- An id without a record but with a P:where entry left entries behind (Redis dropped its hash
     -- before the sweep came): they go first, the record starts anew (a partial one, queue and
     -- actor unknown, if its enqueue has not come yet).
-    if redis.call('HEXISTS', P .. ':where', id) == 1 then forget(P, id) end
+    if call('HEXISTS', P .. ':where', id) == 1 then forget(P, id) end
     old_state, state, state_at, actor, queue = nil, 'queued', -math.huge, '', ''
     if not enqueue then
       put('state', 'queued')
@@ -136,7 +138,7 @@ while i <= #U do
   -- The first enqueue (of a new or partial record) sets enqueuedAt, if it is older.
   local first = not stored or (enqueue and actor == '')
   if not stored or (enqueue and not enq_s) then enq_s = at_s end
-  local upd = tonumber(upd_s)
+  local upd = num(upd_s)
   if not upd or at > upd then upd, upd_s = at, at_s end
 
   if enqueue then
@@ -146,7 +148,7 @@ while i <= #U do
     put_json('args', U[i + 6])
     put_json('kwargs', U[i + 7])
     put('argsTruncated', U[i + 8])
-    if first and at < tonumber(enq_s) then enq_s = at_s end
+    if first and at < num(enq_s) then enq_s = at_s end
     -- A record the worker started (its updates came first) still takes the message's options and body.
     if set_state(U[i + 5]) or first then
       put('options', U[i + 9])
@@ -177,7 +179,7 @@ while i <= #U do
   else
     written = written + 1
     -- The expiry stays unless the deadline passed it (or a shorter retention moved it nearer).
-    local expires = tonumber(exp_s)
+    local expires = num(exp_s)
     local expire = not expires or expires < deadline or expires > deadline + slack + 1
     if expire then
       expires = math.ceil(deadline + slack)
@@ -191,11 +193,11 @@ while i <= #U do
     -- a moving index or expiry needs.
     if stored and not enqueue then
       if state_moved and not UNINDEXED[state] then
-        local e = redis.call('HGET', key, 'enqueuedAt')
-        enq_s = tonumber(e) and e or at_s
+        local e = call('HGET', key, 'enqueuedAt')
+        enq_s = num(e) and e or at_s
       end
       if expire then
-        local names = redis.call('HMGET', key, 'actor', 'queue')
+        local names = call('HMGET', key, 'actor', 'queue')
         actor, queue = names[1] or '', names[2] or ''
         old_actor, old_queue = actor, queue
       end
@@ -203,12 +205,12 @@ while i <= #U do
     end
     -- Keep field and value together across chunks (an update has a few dozen at most).
     for first_arg = 1, wn, 1000 do
-      redis.call('HSET', key, unpack(w, first_arg, math.min(first_arg + 999, wn)))
+      call('HSET', key, unpack(w, first_arg, math.min(first_arg + 999, wn)))
     end
-    if dn > 0 then redis.call('HDEL', key, unpack(d, 1, dn)) end
+    if dn > 0 then call('HDEL', key, unpack(d, 1, dn)) end
     if expire then
-      redis.call('PEXPIREAT', key, string.format('%.0f', drops))
-      redis.call('ZADD', P .. ':expiry', string.format('%.0f', expires), id)
+      call('PEXPIREAT', key, string.format('%.0f', drops))
+      call('ZADD', P .. ':expiry', string.format('%.0f', expires), id)
     end
 
     -- Move the index entries if the queue, actor or state changed; rescore them if enqueuedAt did.
@@ -217,32 +219,32 @@ while i <= #U do
     local moved = not stored
     if enqueue or not stored then
       if queue ~= old_queue or not stored then
-        if stored then redis.call('ZREM', P .. ':q:' .. old_queue, id) end
-        redis.call('ZADD', P .. ':q:' .. queue, enq_s, id)
+        if stored then call('ZREM', P .. ':q:' .. old_queue, id) end
+        call('ZADD', P .. ':q:' .. queue, enq_s, id)
         moved = true
       elseif rescore then
-        redis.call('ZADD', P .. ':q:' .. queue, enq_s, id)
+        call('ZADD', P .. ':q:' .. queue, enq_s, id)
       end
       if actor ~= old_actor or not stored then
-        if stored then redis.call('ZREM', P .. ':a:' .. old_actor, id) end
-        redis.call('ZADD', P .. ':a:' .. actor, enq_s, id)
+        if stored then call('ZREM', P .. ':a:' .. old_actor, id) end
+        call('ZADD', P .. ':a:' .. actor, enq_s, id)
         moved = true
       elseif rescore then
-        redis.call('ZADD', P .. ':a:' .. actor, enq_s, id)
+        call('ZADD', P .. ':a:' .. actor, enq_s, id)
       end
     end
     -- The common states (queued, succeeded) have no index: listing them scans and filters.
     if state_moved then
-      if stored and not UNINDEXED[old_state] then redis.call('ZREM', P .. ':s:' .. old_state, id) end
+      if stored and not UNINDEXED[old_state] then call('ZREM', P .. ':s:' .. old_state, id) end
       if not UNINDEXED[state] then
-        redis.call('ZADD', P .. ':s:' .. state, enq_s, id)
+        call('ZADD', P .. ':s:' .. state, enq_s, id)
         hold(hold_s, state, drops)
       end
     elseif rescore and not UNINDEXED[state] then
-      redis.call('ZADD', P .. ':s:' .. state, enq_s, id)
+      call('ZADD', P .. ':s:' .. state, enq_s, id)
     end
-    if rescore or not stored then redis.call('ZADD', P .. ':all', enq_s, id) end
-    if moved then redis.call('HSET', P .. ':where', id, cjson.encode({queue, actor})) end
+    if rescore or not stored then call('ZADD', P .. ':all', enq_s, id) end
+    if moved then call('HSET', P .. ':where', id, cjson.encode({queue, actor})) end
     -- The keys holding the record outlast it: all of them when its expiry moved, the ones it
     -- entered otherwise.
     if expire or moved or rescore then
@@ -258,7 +260,7 @@ end
 -- bookkeeping), at most sweep_limit per call.
 local swept = 0
 if sweep_limit > 0 then
-  local due = redis.call('ZRANGEBYSCORE', P .. ':expiry', '-inf', '(' .. ARGV[2], 'LIMIT', 0, sweep_limit)
+  local due = call('ZRANGEBYSCORE', P .. ':expiry', '-inf', '(' .. ARGV[2], 'LIMIT', 0, sweep_limit)
   for _, id in ipairs(due) do forget(P, id) end
   swept = #due
 end
@@ -267,13 +269,13 @@ end
 -- grace later, or up to two (an expiry is set a grace ahead, so the writes of the next grace
 -- leave it as it is).
 if hold_all or next(hold_s) then
-  local t = redis.call('TIME')
-  local server_now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = call('TIME')
+  local server_now = num(t[1]) * 1000 + math.floor(num(t[2]) / 1000)
   local function extend(key_name, expires)
     local target = math.ceil(expires) + KEY_GRACE
-    local pttl = redis.call('PTTL', key_name)
+    local pttl = call('PTTL', key_name)
     if pttl == -1 or (pttl >= 0 and server_now + pttl < target) then
-      redis.call('PEXPIREAT', key_name, string.format('%.0f', target + KEY_GRACE))
+      call('PEXPIREAT', key_name, string.format('%.0f', target + KEY_GRACE))
     end
   end
   for name, expires in pairs(hold_q) do extend(P .. ':q:' .. name, expires) end
