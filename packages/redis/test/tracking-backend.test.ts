@@ -120,6 +120,27 @@ describe('RedisTrackingBackend', () => {
     console.log(`write of 1202 updates (1201 new records, ${sent.length} script calls): ${elapsed.toFixed(1)} ms`)
   })
 
+  it('applies writes asked for while another is going in the order they were asked for', async () => {
+    const backend = backendOn()
+    const t = Date.now()
+    // The first write spans several calls; the second (asked for before the first is done)
+    // finishes an attempt the first one starts: were it applied first, the start would overwrite it.
+    const first: TrackingUpdate[] = []
+    for (let i = 0; i < 100; i++) first.push(enqueued(`filler-${i}`, t))
+    first.push(enqueued('ordered', t))
+    const attempt = { number: 1, workerId: 'w', startedAt: t + 1 }
+    first.push({ kind: 'attempt', at: t + 1, messageId: 'ordered', attempt, state: 'running' })
+    const second: TrackingUpdate[] = [
+      { kind: 'attempt', at: t + 2, messageId: 'ordered', attempt: { ...attempt, finishedAt: t + 2 } },
+      { kind: 'state', at: t + 3, messageId: 'ordered', state: 'succeeded' },
+    ]
+    await Promise.all([backend.write(first, DAY), backend.write(second, DAY)])
+    const record = await backend.get('ordered')
+    expect(record?.attempts).toEqual([{ ...attempt, finishedAt: t + 2 }])
+    expect(record?.state).toBe('succeeded')
+    expect(plain(record)).toEqual(plain(reference([...first, ...second]).get('ordered')))
+  })
+
   it('writes 1000 updates fast (measured)', async () => {
     const backend = backendOn()
     await backend.get('warm-up')

@@ -101,6 +101,8 @@ export class RedisTrackingBackend implements TrackingBackend {
   readonly prefix: string
   readonly #handle: RedisClientHandle
   readonly #control: RedisTrackingControl
+  /** The last write asked for (settled when its calls are done): the next one goes after it. */
+  #writes: Promise<void> = Promise.resolve()
 
   constructor(options: RedisTrackingBackendOptions = {}) {
     const prefix = options.prefix ?? 'tq-tracking'
@@ -145,6 +147,14 @@ export class RedisTrackingBackend implements TrackingBackend {
       for (const update of chunk) encodeUpdate(update, fields, bodies)
       return [this.prefix, now, String(retention), String(chunk.length + SWEEP_EXTRA), packFields(fields), ...bodies]
     })
+    // Writes go out in the order they were asked for, even when one is asked for while another
+    // is still going: a later update of a message must not land before an earlier one.
+    const sent = this.#writes.then(() => this.#send(calls))
+    this.#writes = sent.catch(() => undefined)
+    return sent
+  }
+
+  async #send(calls: readonly TrackingArg[][]): Promise<void> {
     await this.#handle.verifyDatabase(classifyRedisError)
     try {
       // One call after the other, not pipelined: Redis takes in a pipeline's calls together, and
