@@ -17,7 +17,29 @@ const N = Number(process.argv[2] ?? 30_000)
 const rounds = Number(process.argv[3] ?? 3)
 const tag = `${process.pid}-${randomBytes(3).toString('hex')}`
 
-async function run(tracked: boolean): Promise<{ enqueue: number; drain: number }> {
+interface Row {
+  tracked: boolean
+  enqueue: number
+  drain: number
+  /** CPU µs per message while draining (and writing the drain's tracking updates): this process, Redis. */
+  nodeCpu: number
+  redisCpu: number
+}
+
+const infoClients = [...new Set([url, trackingUrl])].map((where) => new Redis(where))
+
+/** CPU seconds the Redis servers have used. */
+async function redisCpuSeconds(): Promise<number> {
+  let total = 0
+  for (const client of infoClients) {
+    const info = await client.info('cpu')
+    for (const field of ['used_cpu_user', 'used_cpu_sys'])
+      total += Number(new RegExp(`${field}:([\\d.]+)`).exec(info)?.[1] ?? 0)
+  }
+  return total
+}
+
+async function run(tracked: boolean): Promise<Omit<Row, 'tracked'>> {
   const namespace = `tqbench-tracking-${tag}`
   const backend = tracked
     ? new RedisTrackingBackend({ url: trackingUrl, prefix: `tqbench-tracking-t-${tag}` })
@@ -42,25 +64,30 @@ async function run(tracked: boolean): Promise<{ enqueue: number; drain: number }
   await tracking?.flush()
   const enqueue = (N / (performance.now() - t)) * 1000
   const worker = new Worker(broker, { concurrency: 8 })
+  const redisBefore = await redisCpuSeconds()
+  const nodeBefore = process.cpuUsage()
   t = performance.now()
   await worker.start()
   await all
   const drain = (N / (performance.now() - t)) * 1000
-  await worker.stop()
   await tracking?.flush()
+  const node = process.cpuUsage(nodeBefore)
+  const redisCpu = ((await redisCpuSeconds()) - redisBefore) * 1e6
+  await worker.stop()
   await broker.flushAll()
   await broker.close()
   await backend?.close?.()
-  return { enqueue, drain }
+  return { enqueue, drain, nodeCpu: (node.user + node.system) / N, redisCpu: redisCpu / N }
 }
 
-const rows: Array<{ tracked: boolean; enqueue: number; drain: number }> = []
+const rows: Row[] = []
 for (let r = 0; r < rounds; r++) {
   for (const tracked of r % 2 === 0 ? [false, true] : [true, false]) rows.push({ tracked, ...(await run(tracked)) })
 }
+type Figure = 'enqueue' | 'drain' | 'nodeCpu' | 'redisCpu'
 const best = (tracked: boolean, key: 'enqueue' | 'drain'): number =>
   Math.max(...rows.filter((row) => row.tracked === tracked).map((row) => row[key]))
-const median = (tracked: boolean, key: 'enqueue' | 'drain'): number => {
+const median = (tracked: boolean, key: Figure): number => {
   const values = rows.filter((row) => row.tracked === tracked).map((row) => row[key])
   values.sort((a, b) => a - b)
   const mid = values.length >> 1
@@ -68,12 +95,20 @@ const median = (tracked: boolean, key: 'enqueue' | 'drain'): number => {
 }
 const fmt = (n: number): string => `${Math.round(n).toLocaleString('en-US')} msgs/s`
 for (const row of rows)
-  console.log(`${row.tracked ? 'tracking' : 'plain   '}  enqueue ${fmt(row.enqueue)}  end to end c8 ${fmt(row.drain)}`)
+  console.log(
+    `${row.tracked ? 'tracking' : 'plain   '}  enqueue ${fmt(row.enqueue)}  end to end c8 ${fmt(row.drain)}  ` +
+      `CPU per message: node ${row.nodeCpu.toFixed(1)} µs, redis ${row.redisCpu.toFixed(1)} µs`,
+  )
 console.log(
   `best: plain ${fmt(best(false, 'drain'))}, tracking ${fmt(best(true, 'drain'))} → ${Math.round((best(true, 'drain') / best(false, 'drain')) * 100)} % (enqueue ${Math.round((best(true, 'enqueue') / best(false, 'enqueue')) * 100)} %)`,
 )
 console.log(
   `median: plain ${fmt(median(false, 'drain'))}, tracking ${fmt(median(true, 'drain'))} → ${Math.round((median(true, 'drain') / median(false, 'drain')) * 100)} % (enqueue ${Math.round((median(true, 'enqueue') / median(false, 'enqueue')) * 100)} %)`,
+)
+const cpu = (tracked: boolean): number => median(tracked, 'nodeCpu') + median(tracked, 'redisCpu')
+console.log(
+  `CPU per message drained (median): plain ${cpu(false).toFixed(1)} µs (node ${median(false, 'nodeCpu').toFixed(1)}, redis ${median(false, 'redisCpu').toFixed(1)}), ` +
+    `tracking ${cpu(true).toFixed(1)} µs (node ${median(true, 'nodeCpu').toFixed(1)}, redis ${median(true, 'redisCpu').toFixed(1)}): plain/tracking ${Math.round((cpu(false) / cpu(true)) * 100)} %`,
 )
 // Each round ran one of each, back to back: the median of the rounds' ratios is the least noisy figure.
 const ratios = Array.from({ length: rounds }, (_, r) => {
@@ -95,3 +130,4 @@ for (const where of new Set([url, trackingUrl])) {
   }
   await cleanup.quit()
 }
+for (const client of infoClients) await client.quit()

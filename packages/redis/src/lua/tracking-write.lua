@@ -92,6 +92,52 @@ local function set_state(new)
   return true
 end
 
+-- Index additions wait and go in one ZADD per index key (and one HSET of P:where), a command per
+-- key instead of one per record. A removal of a member still waiting to go in, and anything
+-- that reads or clears the indexes (forget, the sweep), sends the waiting ones first.
+local later, later_keys, later_members = {}, {}, {}
+local where_later = {}
+
+local function send_later()
+  for k = 1, #later_keys do
+    local name = later_keys[k]
+    local pairs_ = later[name]
+    for first_arg = 1, #pairs_, 1000 do
+      call('ZADD', name, unpack(pairs_, first_arg, math.min(first_arg + 999, #pairs_)))
+    end
+  end
+  if #where_later > 0 then
+    for first_arg = 1, #where_later, 1000 do
+      call('HSET', P .. ':where', unpack(where_later, first_arg, math.min(first_arg + 999, #where_later)))
+    end
+  end
+  if #later_keys > 0 or #where_later > 0 then later, later_keys, later_members, where_later = {}, {}, {}, {} end
+end
+
+local function zadd(name, score, member)
+  local pairs_ = later[name]
+  if not pairs_ then
+    pairs_ = {}
+    later[name] = pairs_
+    later_members[name] = {}
+    later_keys[#later_keys + 1] = name
+  end
+  pairs_[#pairs_ + 1] = score
+  pairs_[#pairs_ + 1] = member
+  later_members[name][member] = true
+end
+
+local function zrem(name, member)
+  local waiting = later_members[name]
+  if waiting and waiting[member] then send_later() end
+  call('ZREM', name, member)
+end
+
+local function forget_now(id)
+  send_later()
+  forget(P, id)
+end
+
 local U = cjson.decode(ARGV[5])
 local body = 6
 local written = 0
@@ -126,7 +172,7 @@ while i <= #U do
     -- An id without a record but with a P:where entry left entries behind (Redis dropped its hash
     -- before the sweep came): they go first, the record starts anew (a partial one, queue and
     -- actor unknown, if its enqueue has not come yet).
-    if call('HEXISTS', P .. ':where', id) == 1 then forget(P, id) end
+    if call('HEXISTS', P .. ':where', id) == 1 then forget_now(id) end
     old_state, state, state_at, actor, queue = nil, 'queued', -math.huge, '', ''
     if not enqueue then
       put('state', 'queued')
@@ -175,7 +221,7 @@ while i <= #U do
   local deadline = upd + retention
   if deadline < now then
     -- Past its retention already (an old update of a message tracking no longer has).
-    forget(P, id)
+    forget_now(id)
   else
     written = written + 1
     -- The expiry stays unless the deadline passed it (or a shorter retention moved it nearer).
@@ -210,7 +256,7 @@ while i <= #U do
     if dn > 0 then call('HDEL', key, unpack(d, 1, dn)) end
     if expire then
       call('PEXPIREAT', key, string.format('%.0f', drops))
-      call('ZADD', P .. ':expiry', string.format('%.0f', expires), id)
+      zadd(P .. ':expiry', string.format('%.0f', expires), id)
     end
 
     -- Move the index entries if the queue, actor or state changed; rescore them if enqueuedAt did.
@@ -219,32 +265,35 @@ while i <= #U do
     local moved = not stored
     if enqueue or not stored then
       if queue ~= old_queue or not stored then
-        if stored then call('ZREM', P .. ':q:' .. old_queue, id) end
-        call('ZADD', P .. ':q:' .. queue, enq_s, id)
+        if stored then zrem(P .. ':q:' .. old_queue, id) end
+        zadd(P .. ':q:' .. queue, enq_s, id)
         moved = true
       elseif rescore then
-        call('ZADD', P .. ':q:' .. queue, enq_s, id)
+        zadd(P .. ':q:' .. queue, enq_s, id)
       end
       if actor ~= old_actor or not stored then
-        if stored then call('ZREM', P .. ':a:' .. old_actor, id) end
-        call('ZADD', P .. ':a:' .. actor, enq_s, id)
+        if stored then zrem(P .. ':a:' .. old_actor, id) end
+        zadd(P .. ':a:' .. actor, enq_s, id)
         moved = true
       elseif rescore then
-        call('ZADD', P .. ':a:' .. actor, enq_s, id)
+        zadd(P .. ':a:' .. actor, enq_s, id)
       end
     end
     -- The common states (queued, succeeded) have no index: listing them scans and filters.
     if state_moved then
-      if stored and not UNINDEXED[old_state] then call('ZREM', P .. ':s:' .. old_state, id) end
+      if stored and not UNINDEXED[old_state] then zrem(P .. ':s:' .. old_state, id) end
       if not UNINDEXED[state] then
-        call('ZADD', P .. ':s:' .. state, enq_s, id)
+        zadd(P .. ':s:' .. state, enq_s, id)
         hold(hold_s, state, drops)
       end
     elseif rescore and not UNINDEXED[state] then
-      call('ZADD', P .. ':s:' .. state, enq_s, id)
+      zadd(P .. ':s:' .. state, enq_s, id)
     end
-    if rescore or not stored then call('ZADD', P .. ':all', enq_s, id) end
-    if moved then call('HSET', P .. ':where', id, cjson.encode({queue, actor})) end
+    if rescore or not stored then zadd(P .. ':all', enq_s, id) end
+    if moved then
+      where_later[#where_later + 1] = id
+      where_later[#where_later + 1] = cjson.encode({queue, actor})
+    end
     -- The keys holding the record outlast it: all of them when its expiry moved, the ones it
     -- entered otherwise.
     if expire or moved or rescore then
@@ -258,6 +307,7 @@ end
 
 -- Sweep: forget records whose expiry has passed (their hash and index entries, their
 -- bookkeeping), at most sweep_limit per call.
+send_later()
 local swept = 0
 if sweep_limit > 0 then
   local due = call('ZRANGEBYSCORE', P .. ':expiry', '-inf', '(' .. ARGV[2], 'LIMIT', 0, sweep_limit)

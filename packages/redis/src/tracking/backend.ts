@@ -45,13 +45,15 @@ export interface RedisTrackingBackendOptions {
 }
 
 /**
- * Most updates in one script call (more go in further calls, one after the other): Redis runs
- * nothing else while a script runs, so a call is kept to a few hundred microseconds, shorter
- * than a worker's prefetched messages last, and the broker's fetches and acks get their turn
- * between calls.
+ * The most work in one script call, in attempt, state or progress updates (an enqueue, which
+ * starts a record and its index entries, counts as `ENQUEUE_COST`); more go in further calls,
+ * one after the other. Redis runs nothing else while a script runs, so a call is kept to a few
+ * hundred microseconds, about as long as a worker's prefetched messages last, and the broker's
+ * fetches and acks get their turn between calls.
  */
-const UPDATES_PER_CALL = 25
-/** Expired records a write may sweep beyond one per update it carries. */
+const UPDATES_PER_CALL = 50
+const ENQUEUE_COST = 2
+/** Expired records a write may sweep beyond one per update it carries (its last call sweeps). */
 const SWEEP_EXTRA = 100
 /**
  * States without an index of their own: every message passes through them, so keeping one would
@@ -89,9 +91,9 @@ type ListReply = [scanned: number, exhausted: number, more: number, lastScore: B
  * touches only what changed: a state change moves the id between two state indexes and nothing
  * else (the record's fields say which indexes hold it).
  *
- * `write()` makes one Lua call per 25 updates, one after the other (each a few hundred
- * microseconds of the server, so the broker's commands are not held up behind a long script),
- * each update applied atomically, in order.
+ * `write()` makes one Lua call per 50 attempt or state updates (25 enqueues), one after the
+ * other (each a few hundred microseconds of the server, so the broker's commands are not held up
+ * behind a long script), each update applied atomically, in order.
  * `list()` reads the most selective index (a rare state, then actor, then queue) and scans at most
  * `max(1000, 10 × limit)` entries per page: a page that is short but has a `cursor` means more
  * records may follow, the next page goes on from where the scan stopped.
@@ -141,11 +143,14 @@ export class RedisTrackingBackend implements TrackingBackend {
     }
     // Encode everything first: a bad update fails the call before anything is written.
     const now = String(Date.now())
-    const calls = callsOf(updates).map((chunk): TrackingArg[] => {
+    const chunks = callsOf(updates)
+    const calls = chunks.map((chunk, i): TrackingArg[] => {
       const fields: string[] = []
       const bodies: Buffer[] = []
       for (const update of chunk) encodeUpdate(update, fields, bodies)
-      return [this.prefix, now, String(retention), String(chunk.length + SWEEP_EXTRA), packFields(fields), ...bodies]
+      // The last call sweeps, for the whole write (a sweep is a fixed cost per call).
+      const sweep = i === chunks.length - 1 ? updates.length + SWEEP_EXTRA : 0
+      return [this.prefix, now, String(retention), String(sweep), packFields(fields), ...bodies]
     })
     // Writes go out in the order they were asked for, even when one is asked for while another
     // is still going: a later update of a message must not land before an earlier one.
@@ -388,14 +393,24 @@ export class RedisTrackingBackend implements TrackingBackend {
 }
 
 /**
- * The updates in calls of at most `UPDATES_PER_CALL`, in order. A message's updates may fall in
- * two calls: the pipeline runs them in order, and each update is applied on its own (a reader
- * between the two calls sees a state the message was in).
+ * The updates in calls of at most `UPDATES_PER_CALL` of work, in order. A message's updates may
+ * fall in two calls: they run one after the other, and each update is applied on its own (a
+ * reader between the two calls sees a state the message was in).
  */
 function callsOf(updates: readonly TrackingUpdate[]): (readonly TrackingUpdate[])[] {
-  if (updates.length <= UPDATES_PER_CALL) return [updates]
   const calls: (readonly TrackingUpdate[])[] = []
-  for (let i = 0; i < updates.length; i += UPDATES_PER_CALL) calls.push(updates.slice(i, i + UPDATES_PER_CALL))
+  let start = 0
+  let cost = 0
+  for (let i = 0; i < updates.length; i++) {
+    const next = (updates[i] as TrackingUpdate).kind === 'enqueued' ? ENQUEUE_COST : 1
+    if (cost + next > UPDATES_PER_CALL && i > start) {
+      calls.push(updates.slice(start, i))
+      start = i
+      cost = 0
+    }
+    cost += next
+  }
+  calls.push(start === 0 ? updates : updates.slice(start))
   return calls
 }
 
