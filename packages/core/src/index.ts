@@ -51,6 +51,7 @@ export * from './middleware/index.ts'
 export * from './results/index.ts'
 export * from './tracking/index.ts'
 export * from './admin/index.ts'
+export * from './scheduler/index.ts'
 export * from './composition/index.ts'
 export * from './rate-limits/index.ts'
 

@@ -156,6 +156,10 @@ describe('Tracking', () => {
       workers: () => Promise.reject(new Error('tracking store down')),
       addThroughput: () => Promise.reject(new Error('tracking store down')),
       throughput: () => Promise.reject(new Error('tracking store down')),
+      acquireLease: () => Promise.reject(new Error('tracking store down')),
+      releaseLease: () => Promise.reject(new Error('tracking store down')),
+      scheduleMarks: () => Promise.reject(new Error('tracking store down')),
+      advanceSchedule: () => Promise.reject(new Error('tracking store down')),
     }
     const { tracking, broker, logger } = await setup({ backend: failing })
     const ran: number[] = []

@@ -391,5 +391,52 @@ export function trackingBackendConformanceSuite(options: TrackingBackendConforma
       ])
       expect((await backend.throughput(minute - 60 * 60_000)).filter((c) => c.queue === queue)).toHaveLength(3)
     })
+
+    it('gives a lease to exactly one of 20 concurrent owners, extends it for its owner, frees it on release or after its ttl', async () => {
+      const backend = await create()
+      const name = `lease-${randomUUID()}`
+      const owners = Array.from({ length: 20 }, (_, i) => `owner-${i}`)
+      const got = await Promise.all(owners.map((owner) => backend.acquireLease(name, owner, DAY)))
+      expect(got.filter(Boolean)).toHaveLength(1)
+      const holder = owners[got.indexOf(true)] as string
+      const other = owners.find((owner) => owner !== holder) as string
+      expect(await backend.acquireLease(name, holder, 80)).toBe(true)
+      expect(await backend.acquireLease(name, other, DAY)).toBe(false)
+      // Only the holder gives it up.
+      await backend.releaseLease(name, other)
+      expect(await backend.acquireLease(name, other, DAY)).toBe(false)
+      await backend.releaseLease(name, holder)
+      expect(await backend.acquireLease(name, other, 50)).toBe(true)
+      // Not extended: it lapses, and another takes it.
+      await new Promise((resolve) => setTimeout(resolve, 120))
+      expect(await backend.acquireLease(name, holder, DAY)).toBe(true)
+    })
+
+    it('stores schedule marks that only move forward, atomically', async () => {
+      const backend = await create()
+      const id = `schedule-${randomUUID()}`
+      const absent = `schedule-${randomUUID()}`
+      expect(await backend.scheduleMarks([id, absent])).toEqual(new Map())
+      const t = Date.now()
+      const mark = { through: t, lastDue: t, lastMessageId: randomUUID(), lastSentAt: t + 3 }
+      expect(await backend.advanceSchedule(id, mark)).toBe(true)
+      expect(await backend.scheduleMarks([id, absent])).toEqual(new Map([[id, mark]]))
+      // As far, or behind: refused.
+      expect(await backend.advanceSchedule(id, { through: t })).toBe(false)
+      expect(await backend.advanceSchedule(id, { through: t - 1000 })).toBe(false)
+      expect((await backend.scheduleMarks([id])).get(id)).toEqual(mark)
+      // Concurrent advances to the same due time: one wins.
+      const next = Array.from({ length: 20 }, (_, i) => ({
+        through: t + 500,
+        lastDue: t + 500,
+        lastMessageId: `m-${i}`,
+      }))
+      const stored = await Promise.all(next.map((m) => backend.advanceSchedule(id, m)))
+      expect(stored.filter(Boolean)).toHaveLength(1)
+      expect((await backend.scheduleMarks([id])).get(id)).toEqual(next[stored.indexOf(true)])
+      // A mark without a sent message (passed over).
+      expect(await backend.advanceSchedule(id, { through: t + 1000 })).toBe(true)
+      expect((await backend.scheduleMarks([id])).get(id)).toEqual({ through: t + 1000 })
+    })
   })
 }

@@ -162,6 +162,18 @@ export interface ThroughputCount {
   failed: number
 }
 
+/** How far a schedule of the `Scheduler` got, as its backend keeps it. */
+export interface ScheduleMark {
+  /** Every due time up to this one (Unix ms) is done with: sent, or passed over by the `missed` or `overlap` policy. */
+  through: number
+  /** The last due time a message was sent for (Unix ms). */
+  lastDue?: number
+  /** That message's id. */
+  lastMessageId?: string
+  /** When it was sent (Unix ms). */
+  lastSentAt?: number
+}
+
 /** A unique key a message holds (`uniqueKey`, scoped by actor), to release. */
 export interface UniqueClaim {
   key: string
@@ -217,6 +229,21 @@ export interface TrackingBackend {
   addThroughput(counts: readonly ThroughputCount[]): Promise<void>
   /** The counts of the minutes since `since` (Unix ms), kept for at least 2 hours; no entry for a minute with none. */
   throughput(since: number): Promise<ThroughputCount[]>
+
+  /**
+   * Take the lease `name` for `owner` for `ttl` ms, or extend it when `owner` holds it already,
+   * atomically: resolves `true` when `owner` holds it now (the `Scheduler` elects its leader so).
+   */
+  acquireLease(name: string, owner: string, ttl: number): Promise<boolean>
+  /** Give the lease up, if `owner` holds it. */
+  releaseLease(name: string, owner: string): Promise<void>
+  /** The marks of the given schedules, by id (a schedule without one is absent). */
+  scheduleMarks(ids: readonly string[]): Promise<Map<string, ScheduleMark>>
+  /**
+   * Store a schedule's mark unless the stored one is as far along already (its `through` at or
+   * past this one's), atomically: resolves `true` when stored.
+   */
+  advanceSchedule(id: string, mark: ScheduleMark): Promise<boolean>
 
   close?(): Promise<void>
 }

@@ -13,6 +13,7 @@ export {
   type TrackingBackend,
   type TrackingPage,
   type TrackingQuery,
+  type ScheduleMark,
   type ThroughputCount,
   type TrackingUpdate,
   type UniqueClaim,

@@ -6,6 +6,7 @@ import type {
   TrackingBackend,
   TrackingPage,
   TrackingQuery,
+  ScheduleMark,
   ThroughputCount,
   TrackingUpdate,
   UniqueClaim,
@@ -36,6 +37,8 @@ export class StubTrackingBackend implements TrackingBackend {
   readonly #workers = new Map<string, Expiring<WorkerHeartbeat>>()
   /** `<minute>\0<queue>` → counts. */
   readonly #throughput = new Map<string, ThroughputCount>()
+  readonly #leases = new Map<string, Expiring<string>>()
+  readonly #schedules = new Map<string, ScheduleMark>()
   #sweptAt = -Infinity
 
   /** How many records it holds. */
@@ -140,6 +143,34 @@ export class StubTrackingBackend implements TrackingBackend {
       .filter((count) => count.minute + MINUTE > since)
       .map((count) => ({ ...count }))
       .sort((a, b) => a.minute - b.minute || (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0))
+  }
+
+  async acquireLease(name: string, owner: string, ttl: number): Promise<boolean> {
+    const held = this.#leases.get(name)
+    const now = Date.now()
+    if (held && held.expiresAt > now && held.value !== owner) return false
+    this.#leases.set(name, { value: owner, expiresAt: now + ttl })
+    return true
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    if (this.#leases.get(name)?.value === owner) this.#leases.delete(name)
+  }
+
+  async scheduleMarks(ids: readonly string[]): Promise<Map<string, ScheduleMark>> {
+    const marks = new Map<string, ScheduleMark>()
+    for (const id of ids) {
+      const mark = this.#schedules.get(id)
+      if (mark) marks.set(id, { ...mark })
+    }
+    return marks
+  }
+
+  async advanceSchedule(id: string, mark: ScheduleMark): Promise<boolean> {
+    const stored = this.#schedules.get(id)
+    if (stored && stored.through >= mark.through) return false
+    this.#schedules.set(id, { ...mark })
+    return true
   }
 
   #notify(notice: CancelNotice): void {

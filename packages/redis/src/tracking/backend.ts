@@ -11,6 +11,7 @@ import {
   type TrackingPage,
   type TrackingQuery,
   type TrackingUpdate,
+  type ScheduleMark,
   type ThroughputCount,
   type UniqueClaim,
   type WorkerHeartbeat,
@@ -24,6 +25,7 @@ import { classifyRedisError } from '../classify-error.ts'
 import { RedisClientHandle, isReplyError, type AdapterRedisOptions } from '../shared/index.ts'
 import { decodeRecord, encodeUpdate, fieldMap, packFields } from './codec.ts'
 import { RedisTrackingControl } from './control.ts'
+import { RedisScheduling } from './scheduling.ts'
 import { defineTrackingScripts, runTrackingScript, type TrackingArg } from './scripts.ts'
 
 export interface RedisTrackingBackendOptions {
@@ -103,6 +105,7 @@ export class RedisTrackingBackend implements TrackingBackend {
   readonly prefix: string
   readonly #handle: RedisClientHandle
   readonly #control: RedisTrackingControl
+  readonly #scheduling: RedisScheduling
   /** The last write asked for (settled when its calls are done): the next one goes after it. */
   #writes: Promise<void> = Promise.resolve()
 
@@ -129,6 +132,7 @@ export class RedisTrackingBackend implements TrackingBackend {
     }
     defineTrackingScripts(this.client)
     this.#control = new RedisTrackingControl(this.client, prefix)
+    this.#scheduling = new RedisScheduling(this.client, prefix)
   }
 
   /** The Redis key of a message's record. */
@@ -389,6 +393,28 @@ export class RedisTrackingBackend implements TrackingBackend {
   async throughput(since: number): Promise<ThroughputCount[]> {
     await this.#handle.verifyDatabase(classifyRedisError)
     return this.#control.throughput(since)
+  }
+
+  // The Scheduler's leases and schedule marks: see RedisScheduling for the keys.
+
+  async acquireLease(name: string, owner: string, ttl: number): Promise<boolean> {
+    await this.#handle.verifyDatabase(classifyRedisError)
+    return this.#scheduling.acquireLease(name, owner, ttl)
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    await this.#handle.verifyDatabase(classifyRedisError)
+    await this.#scheduling.releaseLease(name, owner)
+  }
+
+  async scheduleMarks(ids: readonly string[]): Promise<Map<string, ScheduleMark>> {
+    await this.#handle.verifyDatabase(classifyRedisError)
+    return this.#scheduling.scheduleMarks(ids)
+  }
+
+  async advanceSchedule(id: string, mark: ScheduleMark): Promise<boolean> {
+    await this.#handle.verifyDatabase(classifyRedisError)
+    return this.#scheduling.advanceSchedule(id, mark)
   }
 }
 
