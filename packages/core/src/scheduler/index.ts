@@ -1,4 +1,4 @@
-export type { MissedPolicy, OverlapPolicy, ScheduleOptions } from './schedule.ts'
+export { scheduledMessageId, type MissedPolicy, type OverlapPolicy, type ScheduleOptions } from './schedule.ts'
 export {
   Scheduler,
   type ScheduleInfo,

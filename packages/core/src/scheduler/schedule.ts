@@ -46,6 +46,17 @@ function time(value: Date | number | undefined, name: string, id: string): numbe
   return ms
 }
 
+/**
+ * The id of the message a `Scheduler` sends for schedule `scheduleId` at due time `due` (Unix
+ * ms): the same in every process, shaped as a name-based (version 5) UUID. Find a run with it
+ * (`admin.message(scheduledMessageId('nightly-report', Date.parse('2026-12-04T02:30:00Z')))`).
+ */
+export function scheduledMessageId(scheduleId: string, due: number): string {
+  const hex = createHash('sha1').update(`tq-schedule\0${scheduleId}\0${due}`).digest('hex')
+  const variant = ((parseInt(hex.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(18, 20)}-${hex.slice(20, 32)}`
+}
+
 /** One schedule of a `Scheduler`: when it is due, and what it sends. */
 export class Schedule {
   readonly id: string
@@ -153,10 +164,7 @@ export class Schedule {
 
   /** The id of the message of due time `due`: the same in every process, so a due time is sent once. */
   messageId(due: number): string {
-    const hex = createHash('sha1').update(`tq-schedule\0${this.id}\0${due}`).digest('hex')
-    // Shaped as a name-based (version 5) UUID, as Dramatiq's message ids are UUIDs.
-    const variant = ((parseInt(hex.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)
-    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(18, 20)}-${hex.slice(20, 32)}`
+    return scheduledMessageId(this.id, due)
   }
 
   /** The message of due time `due` (nothing sent). */

@@ -5,6 +5,8 @@ import type { Broker } from '../broker.ts'
 import { CancelledError, ConfigurationError, InvalidArgumentError, MessageNotFoundError } from '../errors.ts'
 import { currentMessage } from '../middleware/current-message.ts'
 import type { Middleware } from '../middleware/middleware.ts'
+import { Scheduler } from '../scheduler/scheduler.ts'
+import { scheduledMessageId } from '../scheduler/schedule.ts'
 import { Retries } from '../middleware/retries.ts'
 import type { TrackingBackend } from '../tracking/backend.ts'
 import { StubTrackingBackend } from '../tracking/stub.ts'
@@ -56,7 +58,14 @@ export function adminConformanceSuite(options: AdminConformanceOptions): void {
         await worker.start()
         return worker
       }
-      return { broker, tracking, admin: new Admin({ broker }), queueName: uniqueQueueName('tq_admin'), startWorker }
+      return {
+        broker,
+        backend,
+        tracking,
+        admin: new Admin({ broker }),
+        queueName: uniqueQueueName('tq_admin'),
+        startWorker,
+      }
     }
     const stateOf = async (admin: Admin, messageId: string) => (await admin.message(messageId))?.state
     const readyIn = async (admin: Admin, queueName: string) =>
@@ -403,6 +412,36 @@ export function adminConformanceSuite(options: AdminConformanceOptions): void {
       )
       await waitFor(() => runs === 2, { timeout: t(10_000), message: 'the second message ran' })
       await expect(job.sendWithOptions({ args: [1], uniqueKey: 'no-ttl' })).rejects.toBeInstanceOf(InvalidArgumentError)
+    })
+
+    it('schedules: two schedulers, one leader, every due time run once by a worker, none skipped', async () => {
+      const { broker, backend, queueName, startWorker } = await setup()
+      const ran: string[] = []
+      const job = actor('scheduled', () => void ran.push(currentMessage()?.messageId ?? ''), { broker, queueName })
+      const every = 200
+      const scheduleId = `every-${queueName}`
+      const schedulers = [0, 1].map(() =>
+        new Scheduler({ broker, backend, name: queueName, lease: t(1000) }).add(scheduleId, job, {
+          every,
+          missed: 'all',
+        }),
+      )
+      await startWorker()
+      for (const scheduler of schedulers) await scheduler.start()
+      try {
+        await waitFor(() => new Set(ran).size >= 5, { timeout: t(10_000), message: 'five scheduled runs' })
+      } finally {
+        for (const scheduler of schedulers) await scheduler.stop()
+      }
+      const mark = (await backend.scheduleMarks([scheduleId])).get(scheduleId)
+      const last = mark?.lastDue ?? 0
+      await waitFor(() => ran.includes(mark?.lastMessageId ?? ''), { timeout: t(5000), message: 'the last run' })
+      // The runs are the due times back from the last one, each once.
+      const runs = new Set(ran)
+      expect(runs.size).toBe(ran.length)
+      let chain = 0
+      while (runs.has(scheduledMessageId(scheduleId, last - chain * every))) chain++
+      expect(chain).toBe(runs.size)
     })
   })
 }
