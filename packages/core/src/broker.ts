@@ -1,3 +1,4 @@
+import type { Scheduler } from './scheduler/scheduler.ts'
 import type { AnyActor } from './actor.ts'
 import { dueMessage } from './adapter/redrive.ts'
 import { RelayLogger } from './adapter/relay-logger.ts'
@@ -44,6 +45,8 @@ export abstract class Broker<C extends Consumer = Consumer> {
   readonly middleware: Middleware[] = []
   /** Every actor option some registered middleware understands. */
   readonly actorOptions: Set<string> = new Set()
+  /** The `Scheduler`s made for this broker: `tq scheduler` starts them, `tq schedules` and `Admin.schedules()` list them. */
+  readonly schedulers: Set<Scheduler> = new Set()
   readonly #logger = new RelayLogger()
   readonly #encoder: Encoder | undefined
   protected readonly queues: Set<string> = new Set()

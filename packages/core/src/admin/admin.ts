@@ -1,3 +1,4 @@
+import type { ScheduleInfo } from '../scheduler/scheduler.ts'
 import type { Broker, QueueCounts } from '../broker.ts'
 import { ConfigurationError, InvalidArgumentError, MessageNotFoundError } from '../errors.ts'
 import { redrivenMessage } from '../adapter/redrive.ts'
@@ -201,6 +202,12 @@ export class Admin {
   }
 
   /** The workers whose heartbeats are current (each worker with `Tracking` sends them), by id. */
+  /** The schedules of the broker's schedulers (`new Scheduler({ broker, … })`), with their next and last runs. */
+  async schedules(): Promise<ScheduleInfo[]> {
+    const lists = await Promise.all([...this.broker.schedulers].map((scheduler) => scheduler.list()))
+    return lists.flat()
+  }
+
   async workers(): Promise<WorkerHeartbeat[]> {
     return this.#backend('list workers').workers()
   }

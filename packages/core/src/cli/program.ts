@@ -4,6 +4,7 @@ import { resolve } from 'node:path'
 import { Command, CommanderError, Option } from 'commander'
 import { errorMessage } from '../errors.ts'
 import { validateQueueName } from '../queue-names.ts'
+import { addScheduleCommands } from './schedule-commands.ts'
 import { addAdminCommands } from './admin-commands.ts'
 import type { WorkerCommandConfig } from './config.ts'
 import { integer, isDirectory, port } from './args.ts'
@@ -167,6 +168,7 @@ export function buildProgram(io: ProgramIo, result: { code: number }): Command {
       })
     })
   addAdminCommands(program, io, result)
+  addScheduleCommands(program, io, result)
   return program
 }
 

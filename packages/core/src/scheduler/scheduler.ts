@@ -38,6 +38,8 @@ export interface SchedulerOptions {
 /** A schedule as `list()` shows it. */
 export interface ScheduleInfo {
   id: string
+  /** The name of its scheduler. */
+  scheduler: string
   actorName: string
   queueName: string
   cron?: string
@@ -133,6 +135,12 @@ export class Scheduler {
     this.owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`
     this.#clock = options.clock ?? systemClock
     this.#logger = (options.logger ?? this.broker.logger).child({ component: 'scheduler', scheduler: this.name })
+    this.broker.schedulers.add(this)
+  }
+
+  /** How many schedules it has. */
+  get size(): number {
+    return this.#schedules.size
   }
 
   /** Whether this scheduler led at its last tick. */
@@ -174,6 +182,7 @@ export class Scheduler {
       const mark = marks.get(schedule.id)
       const info: ScheduleInfo = {
         id: schedule.id,
+        scheduler: this.name,
         actorName: schedule.actor.actorName,
         queueName: qName(schedule.actor.queueName),
         tz: schedule.tz,
