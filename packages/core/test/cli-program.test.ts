@@ -119,6 +119,7 @@ describe('tq arguments', () => {
       metricsPort: undefined,
       metricsHost: '127.0.0.1',
       statsInterval: 0,
+      scheduler: false,
     })
   })
 
@@ -151,6 +152,7 @@ describe('tq arguments', () => {
       '0.0.0.0',
       '--stats-interval',
       '60000',
+      '--scheduler',
       '--queues',
       'emails',
       'reports.high',
@@ -169,6 +171,7 @@ describe('tq arguments', () => {
       metricsPort: 9191,
       metricsHost: '0.0.0.0',
       statsInterval: 60_000,
+      scheduler: true,
     })
   })
 
@@ -315,6 +318,7 @@ describe('Supervisor', () => {
       metricsPort: undefined,
       metricsHost: '127.0.0.1',
       statsInterval: 0,
+      scheduler: false,
       ...overrides,
     }
   }

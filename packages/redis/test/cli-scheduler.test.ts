@@ -101,4 +101,34 @@ describe('tq scheduler and tq schedules on Redis', () => {
     expect(await run.exited).toBe(2)
     expect(run.err()).toContain('made no Scheduler')
   })
+
+  it(
+    'tq worker --scheduler runs the schedules in its worker processes (one leads) and consumes their messages',
+    { timeout: 60_000 },
+    async () => {
+      const mark = async () =>
+        (JSON.parse((await raw.hget(`${prefix}:schedules`, 'beat')) ?? '{}') as { lastDue?: number }).lastDue ?? 0
+      const target = Math.max(await mark(), Date.now()) + 900
+      const running = tq(['worker', APP, '--scheduler', '--processes', '2', '--concurrency', '2'])
+      try {
+        await waitFor(async () => (await mark()) >= target, {
+          timeout: 20_000,
+          message: 'the schedule advanced by three due times',
+        })
+        // The workers consume what the leader sends.
+        await waitFor(async () => (await raw.hlen(`${namespace}:${queueName}.msgs`)) === 0, {
+          timeout: 5000,
+          message: 'the queue drained',
+        })
+      } finally {
+        running.kill('SIGTERM')
+      }
+      expect(await running.exited, running.err()).toBe(0)
+      expect(running.err().match(/Scheduler leads/g) ?? []).not.toHaveLength(0)
+
+      const refused = tq(['worker', NO_SCHEDULER_APP, '--scheduler', '--processes', '1'])
+      expect(await refused.exited).toBe(2)
+      expect(refused.err()).toContain('made no Scheduler')
+    },
+  )
 })

@@ -22,6 +22,8 @@ export interface WorkerCommandConfig {
   metricsHost: string
   /** Milliseconds between two stats lines of each worker process (`--stats-interval`); 0: off. */
   statsInterval: number
+  /** Run the Schedulers the modules make in every worker process too (`--scheduler`; one leads). */
+  scheduler: boolean
 }
 
 /** What a worker process gets from the supervisor (in the `TQ_CLI_CHILD` environment variable). */

@@ -44,6 +44,7 @@ interface WorkerOptionsParsed {
   metricsPort?: number
   metricsHost: string
   statsInterval: number
+  scheduler?: boolean
 }
 
 export interface ProgramIo {
@@ -120,6 +121,12 @@ export function buildProgram(io: ProgramIo, result: { code: number }): Command {
     )
     .addOption(new Option('--metrics-host <host>', 'interface of the metrics endpoint').default('127.0.0.1'))
     .addOption(
+      new Option(
+        '--scheduler',
+        'also run the Schedulers the modules make, in every worker process (they elect one leader)',
+      ),
+    )
+    .addOption(
       new Option('--stats-interval <ms>', 'log a stats line from each worker process every <ms>')
         .argParser(integer(0, '--stats-interval'))
         .default(0, 'off'),
@@ -165,6 +172,7 @@ export function buildProgram(io: ProgramIo, result: { code: number }): Command {
         metricsPort: opts.metricsPort,
         metricsHost: opts.metricsHost,
         statsInterval: opts.statsInterval,
+        scheduler: opts.scheduler === true,
       })
     })
   addAdminCommands(program, io, result)

@@ -103,6 +103,14 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
     if (statsTimer) clearInterval(statsTimer)
     logger.debug('Stopping', { reason: stopReason })
     let code: number = ExitCode.OK
+    // Schedulers first: they give their lease up, so another process leads at once.
+    for (const scheduler of broker?.schedulers ?? []) {
+      try {
+        await scheduler.stop()
+      } catch (error) {
+        logger.error('Failed to stop a scheduler', errorMeta(error))
+      }
+    }
     try {
       if (worker) await worker.stop({ timeout: config.workerShutdownTimeout })
     } catch (error) {
@@ -206,6 +214,13 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
       }
       throw new BootFailure(bootExitCode(error), 'Could not create the broker', error)
     }
+    if (config.scheduler && broker.schedulers.size === 0) {
+      throw new BootFailure(
+        ExitCode.USAGE,
+        `--scheduler: the modules (${config.modules.join(', ')}) made no Scheduler for the broker (new Scheduler({ broker, backend }), then scheduler.add(…))`,
+        undefined,
+      )
+    }
     if (broker.actors.size === 0) {
       // Nothing to run: a worker that boots anyway would sit idle on a broker nobody sends to.
       throw new BootFailure(
@@ -232,6 +247,7 @@ export async function runWorkerProcess(config: WorkerProcessConfig, io: WorkerPr
     try {
       await broker.connect()
       await worker.start()
+      if (config.scheduler) for (const scheduler of broker.schedulers) await scheduler.start()
     } catch (error) {
       if (error instanceof BrokerConnectionError)
         throw new BootFailure(ExitCode.BROKER_CONNECTION, 'Could not connect to the broker', error)
