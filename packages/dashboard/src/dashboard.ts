@@ -24,6 +24,7 @@ import { type Flash, type PageContext } from './views/layout.ts'
 import { messagePage } from './views/message.ts'
 import { type MessageFilters, type MessagesResult, messagesPage } from './views/messages.ts'
 import { type OverviewData, type QueueRow, chartMarkup, overviewPage, overviewTotals } from './views/overview.ts'
+import { type SchedulesResult, schedulesPage } from './views/schedules.ts'
 import { type WorkersResult, errorPage, workersPage } from './views/workers.ts'
 
 /** What a request asks to do: `view` is checked on every request, the others on their POST. */
@@ -321,6 +322,17 @@ export function createDashboard(options: DashboardOptions): DashboardHandler {
       result = { kind: 'tracking-off' }
     }
     return html(c, workersPage(ctx, result))
+  })
+
+  app.get('/schedules', async (c) => {
+    const ctx = page(c)
+    let result: SchedulesResult
+    try {
+      result = { kind: 'list', schedules: await admin.schedules() }
+    } catch (error) {
+      result = { kind: 'error', text: `Could not read the schedules: ${maskSecrets(errorMessage(error))}` }
+    }
+    return html(c, schedulesPage(ctx, result))
   })
 
   app.get('/assets/dashboard.js', (c) =>

@@ -234,6 +234,10 @@ export function browserSuite(options: BrowserSuiteOptions): void {
       await page.locator('#workers tbody tr').first().waitFor()
       expect(await page.locator('[data-workers-online]').textContent()).toContain('1 online')
       await shot('workers')
+      // No Scheduler in this deployment: the page says how to make one.
+      await page.getByRole('link', { name: 'Schedules' }).click()
+      await page.locator('h1', { hasText: 'Schedules' }).waitFor()
+      expect(await page.locator('section.panel').textContent()).toContain('No schedules')
     })
 
     it('runs none of the hostile payloads and shows them as text', async () => {

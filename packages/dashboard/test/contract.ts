@@ -3,6 +3,7 @@
 // foreign origin, read-only mode, authorization, and escaping of hostile message fields.
 import {
   type MessageState,
+  Scheduler,
   StubBroker,
   StubTrackingBackend,
   Tracking,
@@ -147,6 +148,12 @@ export function dashboardContract(name: string, options: ContractOptions): void 
       })
       const broker = new StubBroker({ middleware: [...defaultMiddleware(), tracking] })
       s = await startScenario({ broker, tracking })
+      // Two schedules (never started: listed with their next run), one with a hostile id.
+      const greet = broker.actors.get(s.actors.greet)
+      if (!greet) throw new Error('no greet actor')
+      new Scheduler({ broker, backend: tracking.backend })
+        .add('nightly-greeting', greet, { cron: '30 2 * * *', tz: 'Europe/Paris', args: ['night'] })
+        .add(`every-${XSS.script}`, greet, { every: 60_000, args: ['minute'], endAt: 0 })
       ids.ok = await s.greet('ada', { greeting: 'hi', note: XSS.svg })
       await s.waitState(ids.ok, 'succeeded')
       // Enqueued at least a millisecond later: the listing's order is certain.
@@ -317,6 +324,20 @@ export function dashboardContract(name: string, options: ContractOptions): void 
         expect((await client.page('/messages/no-such-message/arguments.json')).status).toBe(404)
         expect((await client.page('/nowhere')).status).toBe(404)
         expect((await client.page('/api/messages/no-such-message')).status).toBe(404)
+      })
+
+      it('lists the schedules with their next and last run', async () => {
+        const { status, text } = await new Client(main.baseUrl).page('/schedules')
+        expect(status).toBe(200)
+        expect(text).toContain('data-schedule-id="nightly-greeting"')
+        expect(text).toContain('<span class="mono">30 2 * * *</span> <span class="muted">Europe/Paris</span>')
+        const [nightly] = (await s.admin.schedules()).filter((x) => x.id === 'nightly-greeting')
+        const next = new Date(nightly?.nextRunAt ?? 0).toISOString().replace('T', ' ').replace('Z', ' UTC')
+        expect(text).toContain(`<td data-next-run>${next}`)
+        expect(text).toMatch(/data-last-run><span class="muted">never</)
+        // The schedule that ended (endAt in the past), its id escaped.
+        expect(text).toContain('<span class="muted">ended</span>')
+        expectEscaped(text)
       })
 
       it('lists the workers', async () => {

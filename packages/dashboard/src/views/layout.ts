@@ -20,7 +20,7 @@ export interface Flash {
   text: string
 }
 
-export type PageName = 'overview' | 'messages' | 'message' | 'workers' | 'error'
+export type PageName = 'overview' | 'messages' | 'message' | 'workers' | 'schedules' | 'error'
 
 export interface PageOptions {
   title: string
@@ -50,7 +50,7 @@ export function layout(ctx: PageContext, options: PageOptions): Html {
 <body data-page="${options.page}"${options.bodyAttributes}>
 <header>
 <a class="brand" href="${ctx.base}/">tq</a>
-<nav>${nav('overview', '/', 'Overview')}${nav('messages', '/messages', 'Messages')}${nav('workers', '/workers', 'Workers')}</nav>
+<nav>${nav('overview', '/', 'Overview')}${nav('messages', '/messages', 'Messages')}${nav('workers', '/workers', 'Workers')}${nav('schedules', '/schedules', 'Schedules')}</nav>
 <div class="meta"><span title="Broker">${ctx.brokerName}</span>${ctx.readOnly ? h`<span class="badge" data-read-only>read-only</span>` : ''}</div>
 </header>
 <main>
