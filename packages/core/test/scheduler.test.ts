@@ -14,7 +14,7 @@ import {
   type Middleware,
   type SchedulerClock,
 } from '../src/index.ts'
-import { waitFor } from '../src/testing/index.ts'
+import { createCapturingLogger, waitFor } from '../src/testing/index.ts'
 
 /** A clock that moves only when told; sleeps resolve when it passes their deadline. */
 class ManualClock implements SchedulerClock {
@@ -315,5 +315,30 @@ describe('Scheduler (system clock)', () => {
     await heir.stop()
     const ids = sent.map((m) => m.messageId)
     expect(new Set(ids).size).toBe(ids.length)
+  })
+
+  it('keeps going when its backend fails for a while, logging each failed tick', async () => {
+    const { sent, job, broker, entry } = setup()
+    let failures = 3
+    class Flaky extends StubTrackingBackend {
+      override async acquireLease(name: string, owner: string, ttl: number): Promise<boolean> {
+        if (failures > 0) {
+          failures--
+          throw new Error('tracking store down')
+        }
+        return super.acquireLease(name, owner, ttl)
+      }
+    }
+    const flaky = new Flaky()
+    const logger = createCapturingLogger()
+    const s = new Scheduler({ broker, backend: flaky, lease: 250, logger })
+    entry.schedulers.push(s)
+    s.add('fast', job, { every: 50 })
+    await s.start()
+    await waitFor(() => sent.length >= 2, { timeout: 5000 })
+    await s.stop()
+    const warnings = logger.entries.filter((e) => e.level === 'warn' && e.msg.startsWith('Scheduler tick failed'))
+    expect(warnings).toHaveLength(3)
+    expect(warnings[0]?.meta).toMatchObject({ err: { message: 'tracking store down' } })
   })
 })

@@ -147,6 +147,29 @@ describe('RedisTrackingBackend', () => {
     expect(plain(record)).toEqual(plain(reference([...first, ...second]).get('ordered')))
   })
 
+  it('reads a schedule mark that does not decode as none, and replaces it on the next advance', async () => {
+    const backend = backendOn()
+    const key = `${backend.prefix}:schedules`
+    await raw.hset(
+      key,
+      'garbage',
+      '{not json',
+      'wrong',
+      JSON.stringify({ through: 'soon' }),
+      'fine',
+      JSON.stringify({ through: 5 }),
+    )
+    expect(await backend.scheduleMarks(['garbage', 'wrong', 'fine'])).toEqual(new Map([['fine', { through: 5 }]]))
+    expect(await backend.advanceSchedule('garbage', { through: 1 })).toBe(true)
+    expect(await backend.advanceSchedule('wrong', { through: 1 })).toBe(true)
+    expect(await backend.scheduleMarks(['garbage', 'wrong'])).toEqual(
+      new Map([
+        ['garbage', { through: 1 }],
+        ['wrong', { through: 1 }],
+      ]),
+    )
+  })
+
   it('writes 1000 updates fast (measured)', async () => {
     const backend = backendOn()
     await backend.get('warm-up')

@@ -1,4 +1,4 @@
-import { DecodeError, type ScheduleMark } from '@tq/core'
+import type { ScheduleMark } from '@tq/core'
 import type { Redis } from 'ioredis'
 import { classifyRedisError } from '../classify-error.ts'
 
@@ -76,7 +76,10 @@ export class RedisScheduling {
     ids.forEach((id, i) => {
       const raw = stored[i]
       if (raw === null || raw === undefined) return
-      marks.set(id, decodeMark(id, raw, this.#schedulesKey))
+      // A mark that does not decode is as good as none: the schedule starts anew from now, and
+      // its next advance replaces it (one corrupt field must not stop every schedule).
+      const mark = decodeMark(raw)
+      if (mark) marks.set(id, mark)
     })
     return marks
   }
@@ -97,23 +100,20 @@ async function run<T>(call: () => Promise<T>): Promise<T> {
 
 const optionalNumber = (value: unknown): boolean => value === undefined || typeof value === 'number'
 
-function decodeMark(id: string, raw: string, key: string): ScheduleMark {
+function decodeMark(raw: string): ScheduleMark | undefined {
   let mark: unknown
   try {
     mark = JSON.parse(raw)
-  } catch (error) {
-    throw new DecodeError(`The mark of schedule ${id} (Redis hash ${key}) is not JSON`, key, error)
+  } catch {
+    return undefined
   }
   const m = mark as Partial<Record<keyof ScheduleMark, unknown>> | null
-  if (
-    typeof m !== 'object' ||
-    m === null ||
-    typeof m.through !== 'number' ||
-    !optionalNumber(m.lastDue) ||
-    !optionalNumber(m.lastSentAt) ||
-    (m.lastMessageId !== undefined && typeof m.lastMessageId !== 'string')
-  ) {
-    throw new DecodeError(`The mark of schedule ${id} (Redis hash ${key}) is not a schedule mark`, key)
-  }
-  return mark as ScheduleMark
+  const valid =
+    typeof m === 'object' &&
+    m !== null &&
+    typeof m.through === 'number' &&
+    optionalNumber(m.lastDue) &&
+    optionalNumber(m.lastSentAt) &&
+    (m.lastMessageId === undefined || typeof m.lastMessageId === 'string')
+  return valid ? (mark as ScheduleMark) : undefined
 }
