@@ -2,7 +2,7 @@
 //   import { ensureServices } from './services.mjs'; await ensureServices({ redis: true, rabbitmq: true })
 //   node scripts/services.mjs        # ensures both, prints one line per service
 import { spawnSync } from 'node:child_process'
-import { accessSync, constants, existsSync, openSync, closeSync, readFileSync } from 'node:fs'
+import { accessSync, constants, existsSync, openSync, closeSync, readFileSync, readdirSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url'
 const HOST = '127.0.0.1'
 const REDIS_PORT = 6379
 const RABBITMQ_PORT = 5672
+const POSTGRES_PORT = 5432
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
@@ -40,6 +41,11 @@ function probe(port, payload, timeoutMs = 2000) {
 const redisUp = async () => (await probe(REDIS_PORT, 'PING\r\n'))?.startsWith('+PONG') ?? false
 // A RabbitMQ broker answers the AMQP 0-9-1 protocol header with a Connection.Start frame.
 const rabbitmqUp = async () => Boolean(await probe(RABBITMQ_PORT, Buffer.from('AMQP\x00\x00\x09\x01', 'latin1')))
+// A PostgreSQL server answers an SSLRequest (length 8, code 80877103) with one byte, S or N.
+const postgresUp = async () => {
+  const reply = await probe(POSTGRES_PORT, Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]))
+  return reply === 'S' || reply === 'N'
+}
 
 async function waitFor(isUp, timeoutMs) {
   const deadline = Date.now() + timeoutMs
@@ -74,9 +80,11 @@ function run(binary, args, timeoutMs) {
   return { ok: result.status === 0, output: result.error ? `${result.error.message}\n${output}` : output, log }
 }
 
+const PORTS = { Redis: REDIS_PORT, RabbitMQ: RABBITMQ_PORT, PostgreSQL: POSTGRES_PORT }
+
 function failure(service, tried, install, detail) {
   return new Error(
-    `${service} is not answering on ${HOST}:${service === 'Redis' ? REDIS_PORT : RABBITMQ_PORT} ` +
+    `${service} is not answering on ${HOST}:${PORTS[service]} ` +
       `and could not be started.\n  Tried: ${tried}\n  Install it with: ${install}` +
       (detail ? `\n  ${detail.replaceAll('\n', '\n  ')}` : ''),
   )
@@ -116,6 +124,35 @@ async function ensureRabbitMQ() {
   throw failure('RabbitMQ', tried, install, `no AMQP answer after 90 s; rabbitmqctl said:\n${wait.output}`)
 }
 
+/** The PostgreSQL clusters Debian's postgresql-common knows (`/etc/postgresql/<version>/<name>`), newest first. */
+function postgresClusters() {
+  const root = '/etc/postgresql'
+  if (!existsSync(root)) return []
+  return readdirSync(root)
+    .filter((version) => /^\d+(\.\d+)?$/.test(version))
+    .sort((a, b) => Number(b) - Number(a))
+    .flatMap((version) => readdirSync(join(root, version)).map((name) => ({ version, name })))
+}
+
+async function ensurePostgres() {
+  if (await postgresUp()) return 'already running'
+  const clusters = postgresClusters()
+  const cluster = clusters.find((c) => c.name === 'main') ?? clusters[0]
+  const tried = `pg_ctlcluster --skip-systemctl-redirect ${cluster ? `${cluster.version} ${cluster.name}` : '<version> main'} start`
+  const install = 'apt-get install postgresql'
+  const ctl = findBinary('pg_ctlcluster')
+  if (!ctl || !cluster)
+    throw failure('PostgreSQL', tried, install, 'pg_ctlcluster or a cluster under /etc/postgresql was not found.')
+  const { ok, output } = run(ctl, ['--skip-systemctl-redirect', cluster.version, cluster.name, 'start'], 60_000)
+  if (ok && (await waitFor(postgresUp, 30_000))) return 'started'
+  throw failure(
+    'PostgreSQL',
+    tried,
+    install,
+    `pg_ctlcluster ${ok ? 'started but the server does not answer' : 'failed'}:\n${output}`,
+  )
+}
+
 /** Where the dashboard's browser tests find Chromium (Debian's `chromium` package). */
 export const CHROMIUM = '/usr/bin/chromium'
 
@@ -128,7 +165,9 @@ function ensureChromium() {
   if (apt && root) {
     const install = run(apt, ['install', '-y', '--no-install-recommends', 'chromium'], 600_000)
     if (install.ok && existsSync(CHROMIUM)) return 'installed'
-    throw new Error(`Chromium is missing at ${CHROMIUM} and could not be installed.\n  Tried: ${tried}\n  ${install.output.replaceAll('\n', '\n  ')}`)
+    throw new Error(
+      `Chromium is missing at ${CHROMIUM} and could not be installed.\n  Tried: ${tried}\n  ${install.output.replaceAll('\n', '\n  ')}`,
+    )
   }
   throw new Error(
     `Chromium is missing at ${CHROMIUM} (the dashboard's browser tests drive it).\n  Install it with: ${tried}` +
@@ -137,24 +176,27 @@ function ensureChromium() {
 }
 
 /**
- * Ensures Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672) answer, starting them if needed,
+ * Ensures Redis (127.0.0.1:6379), RabbitMQ (127.0.0.1:5672) and PostgreSQL (127.0.0.1:5432)
+ * answer, starting them if needed,
  * and that Chromium is installed for the browser tests.
  * Throws an Error naming the service, how it tried to start it and what to install. Never skips silently.
  * @returns {Promise<string[]>} one human-readable line per checked service
  */
-export async function ensureServices({ redis = true, rabbitmq = true, chromium = true } = {}) {
+export async function ensureServices({ redis = true, rabbitmq = true, postgres = true, chromium = true } = {}) {
   const lines = []
   if (chromium) lines.push(`chromium: ${ensureChromium()} at ${CHROMIUM}`)
   if (redis) lines.push(`redis: ${await ensureRedis()} at ${HOST}:${REDIS_PORT}`)
   if (rabbitmq) lines.push(`rabbitmq: ${await ensureRabbitMQ()} at ${HOST}:${RABBITMQ_PORT}`)
+  if (postgres) lines.push(`postgres: ${await ensurePostgres()} at ${HOST}:${POSTGRES_PORT}`)
   return lines
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   try {
-    console.log((await ensureServices({ rabbitmq: false, chromium: false }))[0])
-    console.log((await ensureServices({ redis: false, chromium: false }))[0])
-    console.log((await ensureServices({ redis: false, rabbitmq: false }))[0])
+    console.log((await ensureServices({ rabbitmq: false, postgres: false, chromium: false }))[0])
+    console.log((await ensureServices({ redis: false, postgres: false, chromium: false }))[0])
+    console.log((await ensureServices({ redis: false, rabbitmq: false, chromium: false }))[0])
+    console.log((await ensureServices({ redis: false, rabbitmq: false, postgres: false }))[0])
   } catch (error) {
     console.error(error instanceof Error ? error.message : error)
     process.exit(1)

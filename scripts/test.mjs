@@ -71,7 +71,7 @@ async function vitest() {
 const skipLint = process.env.TQ_SKIP_LINT === '1'
 const steps = [
   [
-    'services: redis, rabbitmq, chromium',
+    'services: redis, rabbitmq, postgres, chromium',
     async () => {
       for (const line of await ensureServices()) console.log(line)
       return true
