@@ -19,11 +19,11 @@ import { SCRIPT, STYLESHEET } from './assets.ts'
 import { Csrf, SESSION_COOKIE, TOKEN_FIELD, TOKEN_HEADER, originProblem } from './csrf.ts'
 import { maskSecrets } from './format.ts'
 import type { Html } from './html.ts'
-import { minuteTotals } from './views/chart.ts'
 import { type Flash, type PageContext } from './views/layout.ts'
 import { messagePage } from './views/message.ts'
 import { type MessageFilters, type MessagesResult, messagesPage } from './views/messages.ts'
-import { type OverviewData, type QueueRow, chartMarkup, overviewPage, overviewTotals } from './views/overview.ts'
+import { overviewData } from './overview-data.ts'
+import { chartMarkup, overviewPage, overviewTotals } from './views/overview.ts'
 import { type SchedulesResult, schedulesPage } from './views/schedules.ts'
 import { type WorkersResult, errorPage, workersPage } from './views/workers.ts'
 
@@ -495,46 +495,4 @@ function parseFlash(stored: string): Flash | undefined {
     // A cookie that is not ours: no flash.
   }
   return undefined
-}
-
-async function overviewData(admin: Admin, now: number, logger: Logger): Promise<OverviewData> {
-  const [queues, workers, throughput] = await Promise.allSettled([
-    admin.queues(),
-    admin.workers(),
-    admin.throughput({ minutes: 60 }),
-  ])
-  const trackingOff = (result: PromiseSettledResult<unknown>): boolean =>
-    result.status === 'rejected' && result.reason instanceof ConfigurationError
-  for (const result of [workers, throughput]) {
-    if (result.status === 'rejected' && !trackingOff(result)) {
-      logger.warn('dashboard could not read tracking', { error: errorMessage(result.reason) })
-    }
-  }
-  const counts = throughput.status === 'fulfilled' ? throughput.value : undefined
-  const perQueue = new Map<string, { processed: number; failed: number }>()
-  for (const count of counts ?? []) {
-    const entry = perQueue.get(count.queue) ?? { processed: 0, failed: 0 }
-    entry.processed += count.processed
-    entry.failed += count.failed
-    perQueue.set(count.queue, entry)
-  }
-  const rows: QueueRow[] =
-    queues.status === 'fulfilled'
-      ? queues.value.map((q) => ({
-          name: q.name,
-          ready: q.ready,
-          delayed: q.delayed,
-          running: q.running,
-          dead: q.dead,
-          processed: counts ? (perQueue.get(q.name)?.processed ?? 0) : undefined,
-          failed: counts ? (perQueue.get(q.name)?.failed ?? 0) : undefined,
-        }))
-      : []
-  return {
-    queues: rows,
-    queueError: queues.status === 'rejected' ? maskSecrets(errorMessage(queues.reason)) : undefined,
-    workers: workers.status === 'fulfilled' ? workers.value.length : undefined,
-    tracking: !trackingOff(workers) && !trackingOff(throughput),
-    minutes: counts ? minuteTotals(counts, now) : undefined,
-  }
 }

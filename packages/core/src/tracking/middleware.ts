@@ -278,9 +278,9 @@ export class Tracking implements Middleware, ProgressSink {
     at: number,
     attempt: TrackedAttempt | undefined,
     state: MessageState | undefined,
-    messageId: string,
   ): void {
     this.#sameBatch(running)
+    const messageId = running.proxy.messageId
     const pending = running.pending
     if (pending) {
       // In place: a pending update is this middleware's own until #write hands it over.
@@ -322,7 +322,7 @@ export class Tracking implements Middleware, ProgressSink {
       if (error instanceof Error && error.stack !== undefined) finished.error.stack = error.stack
     }
     running.attempt = finished
-    this.#attemptUpdate(broker, running, finishedAt, finished, undefined, messageId)
+    this.#attemptUpdate(broker, running, finishedAt, finished, undefined)
   }
 
   afterSkipMessage(broker: Broker, proxy: MessageProxy): void {
@@ -344,14 +344,14 @@ export class Tracking implements Middleware, ProgressSink {
     this.#releaseHeld(broker, proxy)
     if (running.cancelled && this.#control.cancelOf(proxy.messageId) === 'delete') return
     const state = running.cancelled ? 'cancelled' : running.failed ? 'failed' : 'succeeded'
-    this.#attemptUpdate(broker, running, Date.now(), undefined, state, proxy.messageId)
+    this.#attemptUpdate(broker, running, Date.now(), undefined, state)
   }
 
   afterNack(broker: Broker, proxy: MessageProxy): void {
     const running = this.#running.get(proxy.messageId)
     this.#running.delete(proxy.messageId)
     this.#releaseHeld(broker, proxy)
-    if (running) this.#attemptUpdate(broker, running, Date.now(), undefined, 'dead', proxy.messageId)
+    if (running) this.#attemptUpdate(broker, running, Date.now(), undefined, 'dead')
     else this.#push(broker, { kind: 'state', at: Date.now(), messageId: proxy.messageId, state: 'dead' })
   }
 

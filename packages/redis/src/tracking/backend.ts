@@ -23,7 +23,7 @@ import { OutageLog, decodeCursor, encodeCursor, matches, pageSize, type Cursor }
 import type { Redis } from 'ioredis'
 import { classifyRedisError } from '../classify-error.ts'
 import { RedisClientHandle, isReplyError, type AdapterRedisOptions } from '../shared/index.ts'
-import { decodeRecord, encodeUpdate, fieldMap, packFields } from './codec.ts'
+import { decodeRecord, fieldMap, writeCalls } from './codec.ts'
 import { RedisTrackingControl } from './control.ts'
 import { RedisScheduling } from './scheduling.ts'
 import { defineTrackingScripts, runTrackingScript, type TrackingArg } from './scripts.ts'
@@ -46,17 +46,6 @@ export interface RedisTrackingBackendOptions {
   logger?: Logger
 }
 
-/**
- * The most work in one script call, in attempt, state or progress updates (an enqueue, which
- * starts a record and its index entries, counts as `ENQUEUE_COST`); more go in further calls,
- * one after the other. Redis runs nothing else while a script runs, so a call is kept to a few
- * hundred microseconds, about as long as a worker's prefetched messages last, and the broker's
- * fetches and acks get their turn between calls.
- */
-const UPDATES_PER_CALL = 50
-const ENQUEUE_COST = 2
-/** Expired records a write may sweep beyond one per update it carries (its last call sweeps). */
-const SWEEP_EXTRA = 100
 /**
  * States without an index of their own: every message passes through them, so keeping one would
  * cost two index writes per message; a listing of them scans the queue, actor or full index and
@@ -146,16 +135,7 @@ export class RedisTrackingBackend implements TrackingBackend {
       throw new InvalidArgumentError(`Tracking retention must be a finite number of ms >= 0, got ${retention}`)
     }
     // Encode everything first: a bad update fails the call before anything is written.
-    const now = String(Date.now())
-    const chunks = callsOf(updates)
-    const calls = chunks.map((chunk, i): TrackingArg[] => {
-      const fields: string[] = []
-      const bodies: Buffer[] = []
-      for (const update of chunk) encodeUpdate(update, fields, bodies)
-      // The last call sweeps, for the whole write (a sweep is a fixed cost per call).
-      const sweep = i === chunks.length - 1 ? updates.length + SWEEP_EXTRA : 0
-      return [this.prefix, now, String(retention), String(sweep), packFields(fields), ...bodies]
-    })
+    const calls = writeCalls(this.prefix, updates, retention, Date.now())
     // Writes go out in the order they were asked for, even when one is asked for while another
     // is still going: a later update of a message must not land before an earlier one.
     const sent = this.#writes.then(() => this.#send(calls))
@@ -416,28 +396,6 @@ export class RedisTrackingBackend implements TrackingBackend {
     await this.#handle.verifyDatabase(classifyRedisError)
     return this.#scheduling.advanceSchedule(id, mark)
   }
-}
-
-/**
- * The updates in calls of at most `UPDATES_PER_CALL` of work, in order. A message's updates may
- * fall in two calls: they run one after the other, and each update is applied on its own (a
- * reader between the two calls sees a state the message was in).
- */
-function callsOf(updates: readonly TrackingUpdate[]): (readonly TrackingUpdate[])[] {
-  const calls: (readonly TrackingUpdate[])[] = []
-  let start = 0
-  let cost = 0
-  for (let i = 0; i < updates.length; i++) {
-    const next = (updates[i] as TrackingUpdate).kind === 'enqueued' ? ENQUEUE_COST : 1
-    if (cost + next > UPDATES_PER_CALL && i > start) {
-      calls.push(updates.slice(start, i))
-      start = i
-      cost = 0
-    }
-    cost += next
-  }
-  calls.push(start === 0 ? updates : updates.slice(start))
-  return calls
 }
 
 const entryCursor = (entry: Entry): Cursor => ({

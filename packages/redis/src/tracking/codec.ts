@@ -8,6 +8,7 @@ import {
   type TrackingUpdate,
 } from '@tq/core'
 import { toBuffer } from '../shared/client.ts'
+import type { TrackingArg } from './scripts.ts'
 
 const STATES: ReadonlySet<string> = new Set(MESSAGE_STATES)
 
@@ -181,4 +182,59 @@ export function fieldMap(flat: readonly Buffer[]): Map<string, Buffer> {
   const map = new Map<string, Buffer>()
   for (let i = 0; i + 1 < flat.length; i += 2) map.set((flat[i] as Buffer).toString('utf8'), flat[i + 1] as Buffer)
   return map
+}
+
+/**
+ * The most work in one script call, in attempt, state or progress updates (an enqueue, which
+ * starts a record and its index entries, counts as `ENQUEUE_COST`); more go in further calls,
+ * one after the other. Redis runs nothing else while a script runs, so a call is kept to a few
+ * hundred microseconds, about as long as a worker's prefetched messages last, and the broker's
+ * fetches and acks get their turn between calls.
+ */
+const UPDATES_PER_CALL = 50
+const ENQUEUE_COST = 2
+/** Expired records a write may sweep beyond one per update it carries (its last call sweeps). */
+const SWEEP_EXTRA = 100
+
+/**
+ * The updates in calls of at most `UPDATES_PER_CALL` of work, in order. A message's updates may
+ * fall in two calls: they run one after the other, and each update is applied on its own (a
+ * reader between the two calls sees a state the message was in).
+ */
+function callsOf(updates: readonly TrackingUpdate[]): (readonly TrackingUpdate[])[] {
+  const calls: (readonly TrackingUpdate[])[] = []
+  let start = 0
+  let cost = 0
+  for (let i = 0; i < updates.length; i++) {
+    const next = (updates[i] as TrackingUpdate).kind === 'enqueued' ? ENQUEUE_COST : 1
+    if (cost + next > UPDATES_PER_CALL && i > start) {
+      calls.push(updates.slice(start, i))
+      start = i
+      cost = 0
+    }
+    cost += next
+  }
+  calls.push(start === 0 ? updates : updates.slice(start))
+  return calls
+}
+
+/**
+ * The arguments of the write script calls for `updates` (see tracking-write.lua), everything
+ * encoded up front: a bad update fails before anything is written.
+ */
+export function writeCalls(
+  prefix: string,
+  updates: readonly TrackingUpdate[],
+  retention: number,
+  now: number,
+): TrackingArg[][] {
+  const chunks = callsOf(updates)
+  return chunks.map((chunk, i): TrackingArg[] => {
+    const fields: string[] = []
+    const bodies: Buffer[] = []
+    for (const update of chunk) encodeUpdate(update, fields, bodies)
+    // The last call sweeps, for the whole write (a sweep is a fixed cost per call).
+    const sweep = i === chunks.length - 1 ? updates.length + SWEEP_EXTRA : 0
+    return [prefix, String(now), String(retention), String(sweep), packFields(fields), ...bodies]
+  })
 }
