@@ -1,4 +1,4 @@
-import type { Broker, EnqueueOptions } from './broker.ts'
+import type { Broker, EnqueueOptions, TransactionExecutor } from './broker.ts'
 import { InvalidArgumentError } from './errors.ts'
 import { getBroker } from './global.ts'
 import type { Logger } from './logger.ts'
@@ -95,6 +95,12 @@ export type SendWithOptionsInput<A extends unknown[]> = ArgsField<A> & {
   kwargs?: Record<string, unknown>
   /** Milliseconds before the message becomes due. */
   delay?: number
+  /**
+   * Enqueue inside this open transaction (an executor from `fromPg(client)`, `fromKnex(trx)`, …
+   * of `@tq/postgres`): invisible until it commits, never delivered after a rollback. Brokers
+   * that cannot honour it throw `TransactionUnsupportedError`.
+   */
+  transaction?: TransactionExecutor
 } & MessageOptionsInput
 
 /** What an actor has besides being callable. */
@@ -129,7 +135,7 @@ export type AnyActor = Actor<any[], any, any>
 
 const RESERVED = new Set(['actorName', 'queueName', 'priority', 'broker'])
 /** Message options every actor takes, whatever its broker's middleware. */
-const MESSAGE_FIELDS = ['args', 'kwargs', 'delay']
+const MESSAGE_FIELDS = ['args', 'kwargs', 'delay', 'transaction']
 /** Broker fields a message may carry (read by the broker, not a middleware). */
 const BROKER_MESSAGE_OPTIONS = ['brokerPriority']
 
@@ -295,14 +301,21 @@ export function actor(
     logger: broker.logger.child({ component: 'actor', actor: actorName }),
     message: (...args: unknown[]) => buildMessage(args, undefined, {}),
     messageWithOptions: (input: Record<string, unknown>) => {
+      if ('transaction' in input) {
+        throw new InvalidArgumentError(
+          `Actor ${actorName}: transaction is an option of sendWithOptions (or of a group's or pipeline's run), not of a message`,
+        )
+      }
       checkMessageOptions(actorName, broker, input)
       return buildMessage(...splitInput(input))
     },
     send: async (...args: unknown[]) => broker.enqueue(buildMessage(args, undefined, {})),
     sendWithOptions: async (input: Record<string, unknown>) => {
       checkMessageOptions(actorName, broker, input)
-      const { delay, ...rest } = input
+      const { delay, transaction, ...rest } = input
       const enqueueOptions: EnqueueOptions = {}
+      if (transaction !== undefined && transaction !== null)
+        enqueueOptions.transaction = transaction as TransactionExecutor
       if (delay !== undefined && delay !== null) {
         if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0) {
           throw new InvalidArgumentError(

@@ -15,6 +15,33 @@ export interface BrokerOptions {
 export interface EnqueueOptions {
   /** Milliseconds to wait before the message becomes due. */
   delay?: number
+  /**
+   * Enqueue inside this open database transaction: the message is invisible until the
+   * transaction commits and never delivered if it rolls back. Only brokers that store messages in
+   * that database honour it (`PostgresBroker`, `OutboxBroker` from `@tq/postgres`, which make
+   * executors with `fromPg(client)`, `fromKnex(trx)`, …); every other broker refuses it with
+   * `TransactionUnsupportedError` rather than sending outside the transaction.
+   */
+  transaction?: TransactionExecutor
+}
+
+/**
+ * One open transaction of the application's own database connection, as a broker that enqueues
+ * into that database uses it: each call runs one statement (`$1`-style parameters) on the
+ * connection that holds the transaction. `@tq/postgres` makes them from the common client
+ * libraries (`fromPg`, `fromPostgresJs`, `fromKnex`, `fromKysely`, `fromDrizzle`, `fromPrisma`).
+ */
+export interface TransactionExecutor {
+  /** Run one statement inside the transaction; resolves with the rows it returned. */
+  query(text: string, params: readonly unknown[]): Promise<{ rows: ReadonlyArray<Record<string, unknown>> }>
+  /** What the executor wraps, for error messages (`pg client`, `knex transaction`, …). */
+  readonly kind?: string
+}
+
+/** What the enqueue template hands a broker's `transmit` besides the messages. */
+export interface TransmitOptions {
+  /** The caller's transaction, on a broker that accepts transactions (`acceptsTransactions`). */
+  transaction?: TransactionExecutor | undefined
 }
 
 export interface JoinOptions {

@@ -12,6 +12,7 @@ import {
   QueueNotFoundError,
   SkipMessage,
   TqError,
+  TransactionUnsupportedError,
   errorMessage,
 } from './errors.ts'
 import { errorMeta, noopLogger, type Logger } from './logger.ts'
@@ -31,9 +32,25 @@ import type { ConsumeOptions, Consumer } from './consumer.ts'
 
 export type { ConsumeOptions, Consumer, ReceiveOptions } from './consumer.ts'
 import type { ResultBackend } from './results/backend.ts'
-import type { BrokerOptions, EnqueueOptions, JoinOptions, OutgoingMessage, QueueCounts } from './broker-types.ts'
+import type { TransactionExecutor } from './broker-types.ts'
+import type {
+  BrokerOptions,
+  EnqueueOptions,
+  JoinOptions,
+  OutgoingMessage,
+  QueueCounts,
+  TransmitOptions,
+} from './broker-types.ts'
 
-export type { BrokerOptions, EnqueueOptions, JoinOptions, OutgoingMessage, QueueCounts } from './broker-types.ts'
+export type {
+  BrokerOptions,
+  EnqueueOptions,
+  JoinOptions,
+  OutgoingMessage,
+  QueueCounts,
+  TransactionExecutor,
+  TransmitOptions,
+} from './broker-types.ts'
 
 /**
  * The base of every broker: the actor registry, the middleware list and hook emission, queue
@@ -254,6 +271,8 @@ export abstract class Broker<C extends Consumer = Consumer> {
     this.assertOpen()
     const began = Date.now()
     const delay = options.delay ?? undefined
+    const transaction = options.transaction ?? undefined
+    if (transaction !== undefined) this.#checkTransaction(transaction, messages)
     const outgoing: OutgoingMessage[] = []
     // In order: what is sent, or (a duplicate of a held unique key) the message holding the key.
     const results: Array<OutgoingMessage | { holder: Message }> = []
@@ -275,7 +294,7 @@ export abstract class Broker<C extends Consumer = Consumer> {
       results.push(out)
     }
     // A transport that hands the messages over synchronously (the StubBroker) costs no extra turn.
-    const sent = outgoing.length > 0 ? this.transmit(outgoing) : undefined
+    const sent = outgoing.length > 0 ? this.transmit(outgoing, { transaction }) : undefined
     if (sent) await sent
     const enqueued: Message[] = []
     for (const result of results) {
@@ -286,6 +305,28 @@ export abstract class Broker<C extends Consumer = Consumer> {
       }
     }
     return enqueued
+  }
+
+  /**
+   * Whether `enqueue(…, { transaction })` is honoured: true on brokers that store messages in
+   * the transaction's database. Others refuse a transaction instead of sending outside it.
+   */
+  get acceptsTransactions(): boolean {
+    return false
+  }
+
+  #checkTransaction(transaction: TransactionExecutor, messages: readonly Message[]): void {
+    if (!this.acceptsTransactions) throw new TransactionUnsupportedError(this.constructor.name)
+    if (typeof (transaction as { query?: unknown }).query !== 'function') {
+      throw new InvalidArgumentError(
+        'transaction must be an executor made by fromPg(client), fromKnex(trx), … from @tq/postgres',
+      )
+    }
+    // A unique key is claimed in the tracking store, outside the transaction: a rollback would
+    // leave it held by a message that never existed.
+    if (messages.some((m) => m.options['uniqueKey'] !== undefined)) {
+      throw new InvalidArgumentError('uniqueKey cannot be combined with transaction: the key would outlive a rollback')
+    }
   }
 
   /** Deduplication (`uniqueKey`): the first middleware keeping unique keys (`Tracking`) claims it. */
@@ -317,7 +358,7 @@ export abstract class Broker<C extends Consumer = Consumer> {
    * Enqueue step: hand the prepared messages to the server, resolving once it has them all (or
    * rejecting if any could not be sent). Brokers that override `enqueueMany` need not implement it.
    */
-  protected transmit(_messages: readonly OutgoingMessage[]): Promise<void> | void {
+  protected transmit(_messages: readonly OutgoingMessage[], _options: TransmitOptions): Promise<void> | void {
     return Promise.reject(new TqError(`${this.constructor.name} does not implement transmit()`))
   }
 

@@ -34,6 +34,7 @@ export const ErrorCode = {
   SHUTDOWN: 'TQ_SHUTDOWN',
   CANCELLED: 'TQ_CANCELLED',
   MESSAGE_NOT_FOUND: 'TQ_MESSAGE_NOT_FOUND',
+  TRANSACTION_UNSUPPORTED: 'TQ_TRANSACTION_UNSUPPORTED',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
@@ -255,9 +256,26 @@ export class InvalidArgumentError extends TqError {
 
 /** tq is not set up the way an operation needs (no broker, no result backend, …). */
 export class ConfigurationError extends TqError {
-  static override readonly codes: readonly ErrorCode[] = [ErrorCode.CONFIGURATION]
-  constructor(message: string, options: TqErrorOptions = {}) {
-    super(message, ErrorCode.CONFIGURATION, options)
+  static override readonly codes: readonly ErrorCode[] = [ErrorCode.CONFIGURATION, ErrorCode.TRANSACTION_UNSUPPORTED]
+  constructor(message: string, options: TqErrorOptions = {}, code: ErrorCode = ErrorCode.CONFIGURATION) {
+    super(message, code, options)
+  }
+}
+
+/**
+ * `enqueue(…, { transaction })` on a broker that cannot enqueue inside the caller's database
+ * transaction (RabbitMQ, Redis, SQS, the StubBroker): nothing was sent. Use `PostgresBroker`, or
+ * `OutboxBroker` in front of the broker, from `@tq/postgres`.
+ */
+export class TransactionUnsupportedError extends ConfigurationError {
+  static override readonly codes: readonly ErrorCode[] = [ErrorCode.TRANSACTION_UNSUPPORTED]
+  constructor(brokerName: string) {
+    super(
+      `${brokerName} cannot enqueue inside a database transaction; nothing was sent. ` +
+        'Send through a PostgresBroker, or an OutboxBroker in front of this broker (@tq/postgres)',
+      {},
+      ErrorCode.TRANSACTION_UNSUPPORTED,
+    )
   }
 }
 

@@ -33,6 +33,8 @@ export type {
   OutgoingMessage,
   QueueCounts,
   ReceiveOptions,
+  TransactionExecutor,
+  TransmitOptions,
 } from './broker.ts'
 export { StubBroker } from './brokers/stub-broker.ts'
 export type { RejectedPayload, StubBrokerOptions } from './brokers/stub-broker.ts'
@@ -82,6 +84,7 @@ export {
   SkipMessage,
   TimeLimitExceededError,
   TqError,
+  TransactionUnsupportedError,
   errorMessage,
   errorTypeName,
 } from './errors.ts'

@@ -8,7 +8,7 @@ export { Backoff, computeBackoff, type BackoffOptions, type BackoffPolicy } from
 export { decodeOrReport, type DecodeResult } from './decode.ts'
 export { foreignMessageError } from './foreign.ts'
 export { OutageLog } from './outage-log.ts'
-export { redrivenMessage } from './redrive.ts'
+export { dueMessage, redrivenMessage } from './redrive.ts'
 export { pollUntilEmpty, type JoinPollOptions } from './poll.ts'
 export { RelayLogger } from './relay-logger.ts'
 export { Semaphore } from './semaphore.ts'

@@ -105,10 +105,20 @@ export class Group<R extends readonly unknown[] = unknown[]> {
       })
     }
     const enqueueOptions: EnqueueOptions = options.delay === undefined ? {} : { delay: options.delay }
+    if (options.transaction) enqueueOptions.transaction = options.transaction
+    // In order; each run of plain messages in one enqueue (one round trip where the broker
+    // batches, one statement inside a transaction), pipelines and nested groups through their run.
+    let run: Message[] = []
     for (const child of children) {
-      if (child instanceof Message) await broker.enqueue(child, enqueueOptions)
-      else await child.run(options)
+      if (child instanceof Message) {
+        run.push(child)
+        continue
+      }
+      if (run.length > 0) await broker.enqueueMany(run, enqueueOptions)
+      run = []
+      await child.run(options)
     }
+    if (run.length > 0) await broker.enqueueMany(run, enqueueOptions)
     return this
   }
 

@@ -1,4 +1,4 @@
-import type { Broker, EnqueueOptions } from '../broker.ts'
+import type { Broker, EnqueueOptions, TransactionExecutor } from '../broker.ts'
 import { InvalidArgumentError, ResultMissingError } from '../errors.ts'
 import { getBroker } from '../global.ts'
 import { Message, type GetResultOptions } from '../message.ts'
@@ -16,6 +16,12 @@ export interface CompositionOptions {
 export interface RunOptions {
   /** Milliseconds before the first message (of each child, for a group) becomes due. */
   delay?: number
+  /**
+   * Enqueue inside this open transaction (an executor from `@tq/postgres`'s `fromPg(client)`,
+   * `fromKnex(trx)`, …): nothing is visible until it commits. Brokers that cannot honour it throw
+   * `TransactionUnsupportedError`.
+   */
+  transaction?: TransactionExecutor
 }
 
 /** A step of a pipeline: a message, or a pipeline whose steps are spliced in. */
@@ -94,6 +100,7 @@ export class Pipeline<R = unknown> {
     const own = typeof first.options.delay === 'number' ? first.options.delay : 0
     const delay = Math.max(options.delay ?? 0, own)
     const enqueueOptions: EnqueueOptions = delay > 0 ? { delay } : {}
+    if (options.transaction) enqueueOptions.transaction = options.transaction
     await this.broker.enqueue(first, enqueueOptions)
     return this
   }

@@ -122,18 +122,40 @@ export function lifecycleCases({ options, t, setup }: SuiteContext): void {
     expect(ledger.duplicates).toEqual([])
   })
 
-  it('stop() returns held delayed messages to the delay queue', async () => {
-    const { broker, queueName, startWorker } = await setup()
-    const ledger = new Ledger<string>()
-    const later = actor('later', (x: string) => ledger.record(x), { broker, queueName })
-    await later.sendWithOptions({ args: ['x'], delay: 1500 })
-    const first = await startWorker()
-    await waitFor(() => first.stats.delayed === 1, { timeout: t(5000), message: 'the delayed message to be held' })
-    await first.stop({ timeout: t(5000) })
-    await startWorker()
-    await ledger.waitForTotal(1, t(10_000))
-    expect(ledger.order).toEqual(['x'])
-  })
+  if (options.holdsDelayedMessages ?? true) {
+    it('stop() returns held delayed messages to the delay queue', async () => {
+      const { broker, queueName, startWorker } = await setup()
+      const ledger = new Ledger<string>()
+      const later = actor('later', (x: string) => ledger.record(x), { broker, queueName })
+      await later.sendWithOptions({ args: ['x'], delay: 1500 })
+      const first = await startWorker()
+      await waitFor(() => first.stats.delayed === 1, { timeout: t(5000), message: 'the delayed message to be held' })
+      await first.stop({ timeout: t(5000) })
+      await startWorker()
+      await ledger.waitForTotal(1, t(10_000))
+      expect(ledger.order).toEqual(['x'])
+    })
+  } else {
+    it('keeps a delayed message in the store until due: no worker holds it, a stopped one leaves it for the next', async () => {
+      const { broker, queueName, startWorker } = await setup()
+      const ledger = new Ledger<string>()
+      const later = actor('later', (x: string) => ledger.record(x), { broker, queueName })
+      const sent = await later.sendWithOptions({ args: ['x'], delay: 1500 })
+      const first = await startWorker()
+      // The worker has looked at the queue (its consumer is open) and holds nothing.
+      await waitFor(async () => (await broker.queueCounts?.(queueName))?.delayed === 1, {
+        timeout: t(5000),
+        message: 'the message counted as delayed',
+      })
+      expect(first.stats.delayed).toBe(0)
+      await first.stop({ timeout: t(5000) })
+      expect(ledger.order).toEqual([])
+      await startWorker()
+      await ledger.waitForTotal(1, t(10_000))
+      expect(ledger.order).toEqual(['x'])
+      expect(Date.now()).toBeGreaterThanOrEqual(sent.options.eta as number)
+    })
+  }
 }
 
 /** An actor that records each `i` it runs, and holds message 0 until `release` resolves. */

@@ -27,6 +27,12 @@ export interface BrokerConformanceOptions {
   messageCount?: number
   /** Multiplier for the suite's timeouts on slow brokers (default 1). */
   timeScale?: number
+  /**
+   * Whether a worker holds delayed messages until their eta (default true: they come from a delay
+   * queue). False for a broker that keeps them in the store until due (`PostgresBroker`): the
+   * suite then checks that no worker holds one and that a stopped worker leaves it for the next.
+   */
+  holdsDelayedMessages?: boolean
 }
 
 const decodeBody = (body: Uint8Array): Record<string, unknown> | undefined => {

@@ -1,0 +1,8 @@
+export { PostgresBroker, brokerPlugin, type PostgresDeadLetter } from './postgres-broker.ts'
+export type { PostgresBrokerOptions, OwnPoolOptions } from './options.ts'
+export { PostgresMessageProxy } from './message-proxy.ts'
+export { DelayQueueConsumer, PostgresConsumer } from './consumer.ts'
+export { classifyPgError } from './classify-error.ts'
+export { SchemaVersionError, migrationSql, type Migration, type SchemaComponent } from './schema.ts'
+export { brokerSchema } from './broker-schema.ts'
+export type { PgPool, PgPoolClient, PgQueryable, PgResult, PgQueryConfig, PgNotification } from './pg-types.ts'
