@@ -58,7 +58,7 @@ export function brokerQueries(s: string): BrokerQueries {
   ORDER BY t.n
   RETURNING 1
 )
-SELECT pg_notify($5, q) FROM unnest($6::text[]) AS q`,
+SELECT count(*)::int AS rung FROM (SELECT pg_notify($5, q) FROM unnest($6::text[]) AS q) AS bells`,
     claim: `WITH picked AS (
   SELECT id FROM ${s}.messages
   WHERE queue = $1 AND claimed_by IS NULL AND available_at <= now()
