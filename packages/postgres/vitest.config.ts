@@ -7,5 +7,9 @@ export default defineProject({
   test: {
     name: 'postgres',
     include: testFiles(),
+    // Generates the Prisma client of the fromPrisma tests.
+    globalSetup: ['./test/global-setup.ts'],
+    testTimeout: 20_000,
+    hookTimeout: 20_000,
   },
 })

@@ -184,7 +184,8 @@ export function fromPrisma(tx: {
   $queryRawUnsafe(query: string, ...values: unknown[]): PromiseLike<unknown>
 }): TransactionExecutor {
   const t = need('fromPrisma', tx, '$queryRawUnsafe', 'the tx of prisma.$transaction(async (tx) => …)')
-  if (typeof t['$transaction'] === 'function') {
+  // A transaction's tx has no $disconnect (it has $transaction, for nested ones).
+  if (typeof t['$disconnect'] === 'function') {
     throw new InvalidArgumentError(
       'fromPrisma takes the tx of an interactive transaction (prisma.$transaction(async (tx) => …)), not the PrismaClient: that runs each statement on its own',
     )
