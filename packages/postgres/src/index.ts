@@ -7,3 +7,5 @@ export { SchemaVersionError, migrationSql, type Migration, type SchemaComponent 
 export { brokerSchema } from './broker-schema.ts'
 export type { PgPool, PgPoolClient, PgQueryable, PgResult, PgQueryConfig, PgNotification } from './pg-types.ts'
 export { fromDrizzle, fromKnex, fromKysely, fromPg, fromPostgresJs, fromPrisma } from './executors.ts'
+export { migrateDatabase, migrationScript, type MigrateDatabaseOptions } from './migrate-database.ts'
+export { schemaComponents } from './components.ts'

@@ -315,7 +315,7 @@ export class PostgresBroker extends Broker<PostgresConsumer | DelayQueueConsumer
   async deadLetters(queueName: string, options: { limit?: number } = {}): Promise<PostgresDeadLetter[]> {
     await this.#ready()
     const { rows } = await this.#query<{ message_id: string; body: Buffer; reason: string | null; dead_at: Date }>(
-      `${this.#queries.deadBodies.replace('SELECT body', 'SELECT message_id, body, reason, dead_at')} LIMIT $2`,
+      this.#queries.deadLetters,
       [qName(queueName), options.limit ?? 100],
     )
     return rows.map((r) => ({
@@ -343,10 +343,11 @@ export class PostgresBroker extends Broker<PostgresConsumer | DelayQueueConsumer
     while (moved < limit) {
       const take = Math.min(REDRIVE_CHUNK, limit - moved)
       const batch = await this.#inTransaction(async (client) => {
-        const { rows } = await client.query<{ id: string; body: Buffer }>(
-          `${this.#queries.lockDead.replace('WHERE queue = $1', 'WHERE queue = $1 AND id > $3::bigint')}`,
-          [canonical, take, after],
-        )
+        const { rows } = await client.query<{ id: string; body: Buffer }>(this.#queries.lockDead, [
+          canonical,
+          take,
+          after,
+        ])
         const last = rows[rows.length - 1]
         if (!last) return undefined
         const outgoing: OutgoingMessage[] = []

@@ -41,12 +41,12 @@ export interface BrokerQueries {
   readonly flushDead: string
   /** Insert one raw body ($2) on queue $1 (message id $3), as a foreign producer would. */
   readonly putRaw: string
-  /** Lock up to $2 dead letters of queue $1, oldest first (inside a transaction). */
+  /** Lock up to $2 dead letters of queue $1 after id $3, oldest first (inside a transaction). */
   readonly lockDead: string
   /** Delete dead letters $1. */
   readonly deleteDead: string
-  /** The dead-letter bodies of queue $1, oldest first. */
-  readonly deadBodies: string
+  /** Up to $2 dead letters of queue $1, oldest first. */
+  readonly deadLetters: string
 }
 
 export function brokerQueries(s: string): BrokerQueries {
@@ -125,8 +125,8 @@ FROM ${s}.messages WHERE queue = $1`,
     flush: `DELETE FROM ${s}.messages WHERE queue = $1 AND claimed_by IS NULL`,
     flushDead: `DELETE FROM ${s}.dead_letters WHERE queue = $1`,
     putRaw: `INSERT INTO ${s}.messages (queue, message_id, body) VALUES ($1, $3, $2)`,
-    lockDead: `SELECT id::text AS id, body FROM ${s}.dead_letters WHERE queue = $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+    lockDead: `SELECT d.id::text AS id, d.body FROM ${s}.dead_letters d WHERE d.queue = $1 AND d.id > $3::bigint ORDER BY d.id LIMIT $2 FOR UPDATE SKIP LOCKED`,
     deleteDead: `DELETE FROM ${s}.dead_letters WHERE id = ANY($1::bigint[])`,
-    deadBodies: `SELECT body FROM ${s}.dead_letters WHERE queue = $1 ORDER BY id`,
+    deadLetters: `SELECT message_id, body, reason, dead_at FROM ${s}.dead_letters WHERE queue = $1 ORDER BY id LIMIT $2`,
   }
 }

@@ -1,0 +1,5 @@
+import { brokerSchema } from './broker-schema.ts'
+import type { SchemaComponent } from './schema.ts'
+
+/** Every part of the schema, in the order `tq postgres migrate` applies them. */
+export const schemaComponents: readonly SchemaComponent[] = [brokerSchema]
