@@ -29,6 +29,8 @@ const PACKAGE_BY_SCHEME: Record<string, string> = {
   redis: '@tq/redis',
   rediss: '@tq/redis',
   sqs: '@tq/sqs',
+  postgres: '@tq/postgres',
+  postgresql: '@tq/postgres',
 }
 
 /** Make a broker plugin available to `createBroker(url)` and `TQ_BROKER_URL`. */
@@ -104,7 +106,7 @@ export function getBroker(): Broker {
     }
   }
   throw new ConfigurationError(
-    'No broker is set. Call setBroker(broker), set TQ_BROKER_URL (amqp://, redis://, sqs:// or stub://), ' +
+    'No broker is set. Call setBroker(broker), set TQ_BROKER_URL (amqp://, redis://, sqs://, postgres:// or stub://), ' +
       'or install @tq/rabbitmq or @tq/redis.',
   )
 }

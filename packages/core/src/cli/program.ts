@@ -6,6 +6,7 @@ import { errorMessage } from '../errors.ts'
 import { validateQueueName } from '../queue-names.ts'
 import { addScheduleCommands } from './schedule-commands.ts'
 import { addAdminCommands } from './admin-commands.ts'
+import { addPostgresCommands } from './postgres-commands.ts'
 import type { WorkerCommandConfig } from './config.ts'
 import { integer, isDirectory, port } from './args.ts'
 import { EXIT_CODE_HELP, ExitCode } from './exit-codes.ts'
@@ -177,6 +178,7 @@ export function buildProgram(io: ProgramIo, result: { code: number }): Command {
     })
   addAdminCommands(program, io, result)
   addScheduleCommands(program, io, result)
+  addPostgresCommands(program, io, result)
   return program
 }
 

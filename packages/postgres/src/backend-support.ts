@@ -1,0 +1,318 @@
+import { createHash } from 'node:crypto'
+import pg from 'pg'
+import {
+  ConfigurationError,
+  ConnectionClosedError,
+  InvalidArgumentError,
+  Notifier,
+  errorMeta,
+  noopLogger,
+  sleep,
+  type Logger,
+} from '@tq/core'
+import { Backoff } from '@tq/core/adapter'
+import { classifyPgError } from './classify-error.ts'
+import { Doorbell } from './doorbell.ts'
+import { checkSchemaName } from './identifiers.ts'
+import type { OwnPoolOptions } from './options.ts'
+import type { PgPool, PgPoolClient, PgQueryConfig, PgResult } from './pg-types.ts'
+import { SchemaGate, type SchemaComponent } from './schema.ts'
+
+/** The connection options shared by `PostgresResultBackend` and `PostgresRateLimiterBackend`. */
+export interface PostgresBackendOptions {
+  /** Your node-postgres `Pool`; not ended by `close()`. Takes precedence over `connectionString`. */
+  pool?: PgPool
+  /** `postgres://…` URL for a pool of the backend's own (default: node-postgres's `PG*` environment variables). */
+  connectionString?: string
+  /** Options of the backend's own pool (ignored with `pool`). */
+  poolOptions?: OwnPoolOptions
+  /** The schema of tq's tables (default `tq`). */
+  schema?: string
+  /** Create or upgrade the tables on first use (default true); with false, a missing or older schema is a `SchemaVersionError`. */
+  migrate?: boolean
+  /**
+   * Wake blocking waits with LISTEN/NOTIFY (default true; holds one connection of the pool
+   * from the first blocking wait on). With false, or behind PgBouncer in transaction mode,
+   * waits poll (100 ms doubling to 1 s).
+   */
+  listen?: boolean
+  /** Where connection problems are logged (entries tagged `component: "postgres"`). */
+  logger?: Logger
+}
+
+/** How often a blocking wait looks again without a notification: a lost one only costs this much latency. */
+export const RECHECK_MS = 1000
+/** At most this long between two sweeps of expired rows (sooner while each sweep fills its batch). */
+const SWEEP_INTERVAL_MS = 60_000
+/** Rows deleted by one sweep statement. */
+export const SWEEP_BATCH = 1000
+/** Longest key (UTF-8 bytes): it must fit a btree entry and a NOTIFY payload. */
+const MAX_KEY_BYTES = 2000
+/** PostgreSQL's limit on channel names (NAMEDATALEN - 1). */
+const MAX_CHANNEL_BYTES = 63
+
+/** The NOTIFY channel of a backend's part (`tq:<schema>:results`), shortened for very long schema names. */
+export function backendChannel(schema: string, part: string): string {
+  const channel = `tq:${schema}:${part}`
+  if (Buffer.byteLength(channel) <= MAX_CHANNEL_BYTES) return channel
+  return `tq:${createHash('md5').update(schema).digest('hex')}:${part}`
+}
+
+/** Check a key: a non-empty string of at most 2000 UTF-8 bytes. */
+export function checkKey(key: string): string {
+  if (typeof key !== 'string' || key.length === 0 || Buffer.byteLength(key) > MAX_KEY_BYTES) {
+    throw new InvalidArgumentError(`A key must be a non-empty string of at most ${MAX_KEY_BYTES} bytes`)
+  }
+  return key
+}
+
+/** Check a ttl in ms: a finite number, above 0 (or at least 0 with `allowZero`). */
+export function checkTtl(ttl: number, allowZero = false): number {
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0 || (ttl === 0 && !allowZero)) {
+    throw new InvalidArgumentError(`ttl must be a ${allowZero ? 'non-negative' : 'positive'} number of ms, got ${String(ttl)}`)
+  }
+  return ttl
+}
+
+interface Watched {
+  readonly notifier: Notifier
+  /** Bumped on every ring: a waiter that sees it change while it looks, looks again. */
+  rings: number
+  holders: number
+}
+
+/**
+ * A {@link Doorbell} for unbounded key sets: a key's bell exists only while someone watches it
+ * (the plain doorbell keeps every bell it ever made, fine for queue names, not for results).
+ */
+class KeyDoorbell extends Doorbell {
+  readonly #watched = new Map<string, Watched>()
+
+  override ring(key: string): void {
+    const watched = this.#watched.get(key)
+    if (!watched) return
+    watched.rings++
+    watched.notifier.notify()
+  }
+
+  override ringAll(): void {
+    for (const key of this.#watched.keys()) this.ring(key)
+  }
+
+  override rings(key: string): number {
+    return this.#watched.get(key)?.rings ?? 0
+  }
+
+  override async wait(key: string, ms: number, signal?: AbortSignal): Promise<boolean> {
+    const watched = this.watch(key)
+    try {
+      return await watched.notifier.wait(ms, signal)
+    } finally {
+      this.unwatch(key, watched)
+    }
+  }
+
+  /** Keep `key`'s bell (counting its rings) until {@link unwatch}. */
+  watch(key: string): Watched {
+    let watched = this.#watched.get(key)
+    if (!watched) this.#watched.set(key, (watched = { notifier: new Notifier(), rings: 0, holders: 0 }))
+    watched.holders++
+    return watched
+  }
+
+  unwatch(key: string, watched: Watched): void {
+    if (--watched.holders === 0 && this.#watched.get(key) === watched) this.#watched.delete(key)
+  }
+
+  override async close(): Promise<void> {
+    await super.close()
+    for (const watched of this.#watched.values()) watched.notifier.notify()
+  }
+}
+
+/** What a backend gives its connection: who it is, its tables, its NOTIFY part and its sweep. */
+export interface BackendSpec {
+  /** The class name, for errors. */
+  owner: string
+  /** `results` or `limits`: the schema component's name and the channel's last part. */
+  component: SchemaComponent
+  /** Delete a batch of expired rows; resolves with how many went. */
+  sweep: (db: BackendConnection) => Promise<number>
+}
+
+/**
+ * What both backends need from PostgreSQL: the pool (theirs or the user's), the schema gate, a
+ * classified `query`, short transactions, blocking waits on the doorbell and the sweep of
+ * expired rows.
+ */
+export class BackendConnection {
+  readonly pool: PgPool
+  readonly schema: string
+  readonly channel: string
+  readonly #owner: string
+  readonly #ownsPool: boolean
+  readonly #log: Logger
+  readonly #gate: SchemaGate
+  readonly #bell: KeyDoorbell | undefined
+  readonly #reads = new Map<string, { rings: number; read: Promise<unknown> }>()
+  readonly #closing = new AbortController()
+  readonly #sweep: () => Promise<number>
+  #sweeping: Promise<void> | undefined
+  #lastSweep = 0
+  #sweepAgain = false
+
+  constructor(options: PostgresBackendOptions, spec: BackendSpec) {
+    this.#owner = spec.owner
+    this.schema = checkSchemaName(options.schema ?? 'tq')
+    this.channel = backendChannel(this.schema, spec.component.name)
+    this.#log = (options.logger ?? noopLogger).child({ component: 'postgres' })
+    if (options.pool) {
+      this.pool = options.pool
+      this.#ownsPool = false
+    } else {
+      const own = new pg.Pool({
+        max: 10,
+        idleTimeoutMillis: 10_000,
+        connectionTimeoutMillis: 10_000,
+        application_name: `tq ${spec.component.name}`,
+        ...options.poolOptions,
+        ...(options.connectionString === undefined ? {} : { connectionString: options.connectionString }),
+      })
+      // An idle connection that dies (a server restart) must not crash the process.
+      own.on('error', (error) => this.#log.warn('An idle PostgreSQL connection failed', errorMeta(classifyPgError(error))))
+      this.pool = own
+      this.#ownsPool = true
+    }
+    const migrate = options.migrate ?? true
+    this.#gate = new SchemaGate({ pool: this.pool, schema: this.schema, components: [spec.component], migrate, logger: this.#log })
+    this.#bell = (options.listen ?? true) ? new KeyDoorbell({ pool: this.pool, channel: this.channel, logger: this.#log }) : undefined
+    this.#sweep = () => spec.sweep(this)
+  }
+
+  get closed(): boolean {
+    return this.#closing.signal.aborted
+  }
+
+  assertOpen(): void {
+    if (this.closed) throw new ConfigurationError(`This ${this.#owner} is closed`)
+  }
+
+  /** Run one statement once the tables are known to be right; errors classified. */
+  async query<R>(config: PgQueryConfig): Promise<PgResult<R>> {
+    this.assertOpen()
+    if (!this.#gate.ready) await this.#gate.ensure()
+    try {
+      return await this.pool.query<R>(config)
+    } catch (error) {
+      throw classifyPgError(error)
+    }
+  }
+
+  /** Run `fn` in a transaction on one connection (committed if it resolves); errors classified. */
+  async transaction<T>(fn: (client: PgPoolClient) => Promise<T>): Promise<T> {
+    this.assertOpen()
+    if (!this.#gate.ready) await this.#gate.ensure()
+    let client: PgPoolClient
+    try {
+      client = await this.pool.connect()
+    } catch (error) {
+      throw classifyPgError(error)
+    }
+    let broken: unknown
+    try {
+      await client.query('BEGIN')
+      const result = await fn(client)
+      await client.query('COMMIT')
+      return result
+    } catch (error) {
+      broken = error
+      await client.query('ROLLBACK').catch(() => undefined)
+      throw classifyPgError(error)
+    } finally {
+      // A connection that failed under the transaction is destroyed rather than reused.
+      client.release(broken instanceof Error && classifyPgError(broken).retryable ? broken : undefined)
+    }
+  }
+
+  /**
+   * Wait up to `timeoutMs` (forever when undefined) for `look` to find something. It looks,
+   * then sleeps on the key's doorbell, looking again when the key is rung, every
+   * {@link RECHECK_MS} in any case, and once more at the deadline. A ring during a look makes
+   * it look again, so a write between the look and the sleep is not missed. Concurrent waits
+   * on one key share a look that started after the latest ring.
+   */
+  async waitUntil<T>(key: string, timeoutMs: number | undefined, look: () => Promise<T | undefined>): Promise<T | undefined> {
+    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs
+    const bell = this.#bell
+    bell?.start()
+    const watched = bell?.watch(key)
+    const backoff = new Backoff({ initial: 100, max: RECHECK_MS })
+    try {
+      for (;;) {
+        const seen = watched?.rings ?? 0
+        const found = await this.#sharedLook(key, seen, look)
+        if (found !== undefined) return found
+        const remaining = deadline - Date.now()
+        if (remaining <= 0) return undefined
+        this.#assertNotClosing()
+        if (watched) {
+          if (watched.rings !== seen) continue
+          await watched.notifier.wait(Math.min(remaining, RECHECK_MS))
+        } else {
+          await sleep(Math.min(remaining, backoff.next()), this.#closing.signal)
+        }
+        this.#assertNotClosing()
+      }
+    } finally {
+      if (bell && watched) bell.unwatch(key, watched)
+    }
+  }
+
+  async #sharedLook<T>(key: string, rings: number, look: () => Promise<T | undefined>): Promise<T | undefined> {
+    const pending = this.#reads.get(key)
+    if (pending && pending.rings === rings) return pending.read as Promise<T | undefined>
+    const entry = { rings, read: look() as Promise<unknown> }
+    this.#reads.set(key, entry)
+    try {
+      return (await entry.read) as T | undefined
+    } finally {
+      if (this.#reads.get(key) === entry) this.#reads.delete(key)
+    }
+  }
+
+  #assertNotClosing(): void {
+    if (this.closed) throw new ConnectionClosedError(`The ${this.#owner} was closed while waiting`)
+  }
+
+  /** Start a sweep of expired rows unless one ran less than a minute ago (or the last one filled its batch). */
+  sweepSoon(): void {
+    if (this.#sweeping || this.closed) return
+    if (!this.#sweepAgain && Date.now() - this.#lastSweep < SWEEP_INTERVAL_MS) return
+    this.#lastSweep = Date.now()
+    this.#sweeping = this.#sweep()
+      .then(
+        (deleted) => {
+          this.#sweepAgain = deleted >= SWEEP_BATCH
+        },
+        (error: unknown) => {
+          this.#sweepAgain = false
+          this.#log.debug('Could not delete expired rows; trying again later', {
+            schema: this.schema,
+            ...errorMeta(classifyPgError(error)),
+          })
+        },
+      )
+      .finally(() => {
+        this.#sweeping = undefined
+      })
+  }
+
+  /** Fail pending waits, stop the doorbell, let a running sweep finish, end the pool if it is ours. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.#closing.abort()
+    await this.#bell?.close()
+    await this.#sweeping
+    if (this.#ownsPool) await this.pool.end()
+  }
+}
