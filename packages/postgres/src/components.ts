@@ -1,5 +1,6 @@
 import { brokerSchema } from './broker-schema.ts'
+import { outboxSchema } from './outbox/schema.ts'
 import type { SchemaComponent } from './schema.ts'
 
 /** Every part of the schema, in the order `tq postgres migrate` applies them. */
-export const schemaComponents: readonly SchemaComponent[] = [brokerSchema]
+export const schemaComponents: readonly SchemaComponent[] = [brokerSchema, outboxSchema]

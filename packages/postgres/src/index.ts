@@ -9,3 +9,6 @@ export type { PgPool, PgPoolClient, PgQueryable, PgResult, PgQueryConfig, PgNoti
 export { fromDrizzle, fromKnex, fromKysely, fromPg, fromPostgresJs, fromPrisma } from './executors.ts'
 export { migrateDatabase, migrationScript, type MigrateDatabaseOptions } from './migrate-database.ts'
 export { schemaComponents } from './components.ts'
+export { OutboxBroker, type OutboxBrokerOptions } from './outbox/outbox-broker.ts'
+export { outboxSchema } from './outbox/schema.ts'
+export type { ConnectionOptions } from './pool.ts'

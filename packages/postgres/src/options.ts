@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type BrokerOptions } from '@tq/core'
 import { checkSchemaName } from './identifiers.ts'
-import type { PgPool } from './pg-types.ts'
+import type { ConnectionOptions } from './pool.ts'
 
 /** Options of the pool a broker builds for itself (node-postgres `PoolConfig` fields). */
 export interface OwnPoolOptions {
@@ -15,13 +15,7 @@ export interface OwnPoolOptions {
   [key: string]: unknown
 }
 
-export interface PostgresBrokerOptions extends BrokerOptions {
-  /** Your node-postgres `Pool`; not ended by `close()`. Takes precedence over `connectionString`. */
-  pool?: PgPool
-  /** `postgres://…` URL for a pool of the broker's own (default: node-postgres's `PG*` environment variables). */
-  connectionString?: string
-  /** Options of the broker's own pool (ignored with `pool`). */
-  poolOptions?: OwnPoolOptions
+export interface PostgresBrokerOptions extends BrokerOptions, ConnectionOptions {
   /** The schema of tq's tables (default `tq`). */
   schema?: string
   /** Create or upgrade the tables on first use (default true); with false, a missing or older schema is an error. */

@@ -1,6 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { randomUUID } from 'node:crypto'
-import pg from 'pg'
 import {
   Broker,
   BrokerConnectionError,
@@ -26,7 +25,8 @@ import { DelayQueueConsumer, PostgresConsumer, type ClaimedRow, type PostgresCon
 import { Doorbell } from './doorbell.ts'
 import { wakeChannel } from './identifiers.ts'
 import { Maintenance } from './maintenance.ts'
-import { describeConnection, resolveSettings, type PostgresBrokerOptions, type PostgresSettings } from './options.ts'
+import { openPool } from './pool.ts'
+import { resolveSettings, type PostgresBrokerOptions, type PostgresSettings } from './options.ts'
 import type { PgPool, PgPoolClient } from './pg-types.ts'
 import { brokerQueries, type BrokerQueries } from './queries.ts'
 import { SchemaGate, migrate } from './schema.ts'
@@ -97,27 +97,10 @@ export class PostgresBroker extends Broker<PostgresConsumer | DelayQueueConsumer
     const settings = resolveSettings(options)
     this.settings = settings
     this.schema = settings.schema
-    if (options.pool) {
-      this.pool = options.pool
-      this.#ownsPool = false
-      this.#where = {}
-    } else {
-      const own = new pg.Pool({
-        max: 10,
-        idleTimeoutMillis: 10_000,
-        connectionTimeoutMillis: 10_000,
-        application_name: 'tq',
-        ...options.poolOptions,
-        ...(options.connectionString === undefined ? {} : { connectionString: options.connectionString }),
-      })
-      // An idle connection that dies (a server restart) must not crash the process.
-      own.on('error', (error) => {
-        this.#log.warn('An idle PostgreSQL connection failed', errorMeta(classifyPgError(error)))
-      })
-      this.pool = own
-      this.#ownsPool = true
-      this.#where = describeConnection(options.connectionString)
-    }
+    const opened = openPool(options, this.#log)
+    this.pool = opened.pool
+    this.#ownsPool = opened.owned
+    this.#where = opened.where
     const schema = settings.schema
     this.#queries = brokerQueries(schema)
     this.#names = { enqueue: `tq_${schema}_enqueue`, claim: `tq_${schema}_claim`, ack: `tq_${schema}_ack` }
