@@ -19,6 +19,8 @@ import { Delivery } from './message-proxy.ts'
 /** A claimed row as the claim statement returns it. */
 export interface ClaimedRow {
   id: string | null
+  /** The message id the row was inserted with (what a foreign producer gave, for logs). */
+  message_id: string | null
   body: Buffer | null
   deliveries: number | null
   available_at: Date | null
@@ -160,6 +162,7 @@ export class PostgresConsumer implements Consumer {
       const decoded = decodeOrReport(row.body ?? Buffer.alloc(0), host.encoder, host.logger, {
         queue: this.queueName,
         rowId: id,
+        messageId: row.message_id,
       })
       if (!decoded.ok) {
         rejected.push({ id, reason: decoded.reason })

@@ -68,11 +68,11 @@ SELECT count(*)::int AS rung FROM (SELECT pg_notify($5, q) FROM unnest($6::text[
 ), claimed AS (
   UPDATE ${s}.messages m SET claimed_by = $2, claimed_at = now(), deliveries = m.deliveries + 1
   FROM picked WHERE m.id = picked.id
-  RETURNING m.id, m.body, m.deliveries, m.available_at
+  RETURNING m.id, m.message_id, m.body, m.deliveries, m.available_at
 )
-SELECT id::text AS id, body, deliveries, available_at, NULL::float8 AS next_in FROM claimed
+SELECT id::text AS id, message_id, body, deliveries, available_at, NULL::float8 AS next_in FROM claimed
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, (
+SELECT NULL, NULL, NULL, NULL, NULL, (
   SELECT extract(epoch FROM min(available_at) - now()) * 1000 FROM ${s}.messages
   WHERE queue = $1 AND claimed_by IS NULL AND available_at > now()
 )`,

@@ -9,7 +9,7 @@ export interface RawPut {
 }
 
 export interface Target {
-  readonly name: 'redis' | 'rabbitmq' | 'sqs'
+  readonly name: 'redis' | 'rabbitmq' | 'sqs' | 'postgres'
   /** The queue of the `record` actor (the `probe` actor uses `<queue>_probe`). */
   readonly queue: string
   /** The producer: a broker in the test process with `record` and `probe` declared. */
