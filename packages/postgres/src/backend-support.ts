@@ -1,10 +1,8 @@
 import { createHash } from 'node:crypto'
-import pg from 'pg'
 import {
   ConfigurationError,
   ConnectionClosedError,
   InvalidArgumentError,
-  Notifier,
   errorMeta,
   noopLogger,
   sleep,
@@ -12,23 +10,23 @@ import {
 } from '@tq/core'
 import { Backoff } from '@tq/core/adapter'
 import { classifyPgError } from './classify-error.ts'
-import { Doorbell } from './doorbell.ts'
 import { checkSchemaName } from './identifiers.ts'
-import type { OwnPoolOptions } from './options.ts'
+import { KeyDoorbell } from './key-doorbell.ts'
 import type { PgPool, PgPoolClient, PgQueryConfig, PgResult } from './pg-types.ts'
+import { openPool, type ConnectionOptions } from './pool.ts'
 import { SchemaGate, type SchemaComponent } from './schema.ts'
 
-/** The connection options shared by `PostgresResultBackend` and `PostgresRateLimiterBackend`. */
-export interface PostgresBackendOptions {
-  /** Your node-postgres `Pool`; not ended by `close()`. Takes precedence over `connectionString`. */
-  pool?: PgPool
-  /** `postgres://…` URL for a pool of the backend's own (default: node-postgres's `PG*` environment variables). */
-  connectionString?: string
-  /** Options of the backend's own pool (ignored with `pool`). */
-  poolOptions?: OwnPoolOptions
+/**
+ * The options shared by `PostgresResultBackend` and `PostgresRateLimiterBackend`: the pool
+ * (yours, or one built from `connectionString`), the schema, migrations and LISTEN.
+ */
+export interface PostgresBackendOptions extends ConnectionOptions {
   /** The schema of tq's tables (default `tq`). */
   schema?: string
-  /** Create or upgrade the tables on first use (default true); with false, a missing or older schema is a `SchemaVersionError`. */
+  /**
+   * Create or upgrade the tables on first use (default true); with false, a missing or older
+   * schema is a `SchemaVersionError`.
+   */
   migrate?: boolean
   /**
    * Wake blocking waits with LISTEN/NOTIFY (default true; holds one connection of the pool
@@ -69,65 +67,11 @@ export function checkKey(key: string): string {
 /** Check a ttl in ms: a finite number, above 0 (or at least 0 with `allowZero`). */
 export function checkTtl(ttl: number, allowZero = false): number {
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0 || (ttl === 0 && !allowZero)) {
-    throw new InvalidArgumentError(`ttl must be a ${allowZero ? 'non-negative' : 'positive'} number of ms, got ${String(ttl)}`)
+    throw new InvalidArgumentError(
+      `ttl must be a ${allowZero ? 'non-negative' : 'positive'} number of ms, got ${String(ttl)}`,
+    )
   }
   return ttl
-}
-
-interface Watched {
-  readonly notifier: Notifier
-  /** Bumped on every ring: a waiter that sees it change while it looks, looks again. */
-  rings: number
-  holders: number
-}
-
-/**
- * A {@link Doorbell} for unbounded key sets: a key's bell exists only while someone watches it
- * (the plain doorbell keeps every bell it ever made, fine for queue names, not for results).
- */
-class KeyDoorbell extends Doorbell {
-  readonly #watched = new Map<string, Watched>()
-
-  override ring(key: string): void {
-    const watched = this.#watched.get(key)
-    if (!watched) return
-    watched.rings++
-    watched.notifier.notify()
-  }
-
-  override ringAll(): void {
-    for (const key of this.#watched.keys()) this.ring(key)
-  }
-
-  override rings(key: string): number {
-    return this.#watched.get(key)?.rings ?? 0
-  }
-
-  override async wait(key: string, ms: number, signal?: AbortSignal): Promise<boolean> {
-    const watched = this.watch(key)
-    try {
-      return await watched.notifier.wait(ms, signal)
-    } finally {
-      this.unwatch(key, watched)
-    }
-  }
-
-  /** Keep `key`'s bell (counting its rings) until {@link unwatch}. */
-  watch(key: string): Watched {
-    let watched = this.#watched.get(key)
-    if (!watched) this.#watched.set(key, (watched = { notifier: new Notifier(), rings: 0, holders: 0 }))
-    watched.holders++
-    return watched
-  }
-
-  unwatch(key: string, watched: Watched): void {
-    if (--watched.holders === 0 && this.#watched.get(key) === watched) this.#watched.delete(key)
-  }
-
-  override async close(): Promise<void> {
-    await super.close()
-    for (const watched of this.#watched.values()) watched.notifier.notify()
-  }
 }
 
 /** What a backend gives its connection: who it is, its tables, its NOTIFY part and its sweep. */
@@ -166,33 +110,35 @@ export class BackendConnection {
     this.schema = checkSchemaName(options.schema ?? 'tq')
     this.channel = backendChannel(this.schema, spec.component.name)
     this.#log = (options.logger ?? noopLogger).child({ component: 'postgres' })
-    if (options.pool) {
-      this.pool = options.pool
-      this.#ownsPool = false
-    } else {
-      const own = new pg.Pool({
-        max: 10,
-        idleTimeoutMillis: 10_000,
-        connectionTimeoutMillis: 10_000,
-        application_name: `tq ${spec.component.name}`,
-        ...options.poolOptions,
-        ...(options.connectionString === undefined ? {} : { connectionString: options.connectionString }),
-      })
-      // An idle connection that dies (a server restart) must not crash the process.
-      own.on('error', (error) => this.#log.warn('An idle PostgreSQL connection failed', errorMeta(classifyPgError(error))))
-      this.pool = own
-      this.#ownsPool = true
-    }
+    const opened = openPool(options, this.#log, `tq ${spec.component.name}`)
+    this.pool = opened.pool
+    this.#ownsPool = opened.owned
     const migrate = options.migrate ?? true
-    this.#gate = new SchemaGate({ pool: this.pool, schema: this.schema, components: [spec.component], migrate, logger: this.#log })
-    this.#bell = (options.listen ?? true) ? new KeyDoorbell({ pool: this.pool, channel: this.channel, logger: this.#log }) : undefined
+    this.#gate = new SchemaGate({
+      pool: this.pool,
+      schema: this.schema,
+      components: [spec.component],
+      migrate,
+      logger: this.#log,
+    })
+    this.#bell =
+      (options.listen ?? true)
+        ? new KeyDoorbell({ pool: this.pool, channel: this.channel, logger: this.#log })
+        : undefined
     this.#sweep = () => spec.sweep(this)
   }
 
+  /** Whether the LISTEN connection is up (not before the first blocking wait, with `listen: false`, or while reconnecting). */
+  get listening(): boolean {
+    return this.#bell?.listening ?? false
+  }
+
+  /** Whether `close()` was called. */
   get closed(): boolean {
     return this.#closing.signal.aborted
   }
 
+  /** Throw `ConfigurationError` once closed. */
   assertOpen(): void {
     if (this.closed) throw new ConfigurationError(`This ${this.#owner} is closed`)
   }
@@ -241,7 +187,12 @@ export class BackendConnection {
    * it look again, so a write between the look and the sleep is not missed. Concurrent waits
    * on one key share a look that started after the latest ring.
    */
-  async waitUntil<T>(key: string, timeoutMs: number | undefined, look: () => Promise<T | undefined>): Promise<T | undefined> {
+  async waitUntil<T>(
+    key: string,
+    timeoutMs: number | undefined,
+    look: () => Promise<T | undefined>,
+  ): Promise<T | undefined> {
+    if (timeoutMs !== undefined && Number.isNaN(timeoutMs)) throw new InvalidArgumentError('A wait timeout is NaN')
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs
     const bell = this.#bell
     bell?.start()

@@ -25,6 +25,8 @@ export class Doorbell {
   #client: PgPoolClient | undefined
   #loop: Promise<void> | undefined
   #listening = false
+  /** Connections given back already (an error and an end both report one loss). */
+  readonly #dropped = new WeakSet<PgPoolClient>()
   /** Wakes the connection loop when the connection failed. */
   readonly #lost = new Notifier()
 
@@ -95,6 +97,11 @@ export class Doorbell {
         connection.on('error', (error) => this.#drop(connection, error))
         connection.on('end', () => this.#drop(connection, new Error('connection ended')))
         await connection.query(`LISTEN "${this.#channel}"`)
+        // Closed while LISTEN was on its way: close() found no connection to give back.
+        if (signal.aborted) {
+          this.#drop(connection, true)
+          break
+        }
         this.#client = connection
         this.#listening = true
         backoff.reset()
@@ -116,6 +123,8 @@ export class Doorbell {
   }
 
   #drop(client: PgPoolClient, error: unknown): void {
+    if (this.#dropped.has(client)) return
+    this.#dropped.add(client)
     if (this.#client === client) {
       this.#client = undefined
       this.#listening = false

@@ -269,6 +269,24 @@ describe('delivery', () => {
   })
 })
 
+describe('closing', () => {
+  it('closes promptly whenever it is closed while starting to consume', async () => {
+    const schema = freshSchema()
+    await migrateDatabase({ connectionString: PG_URL, schema, components: ['broker'] })
+    for (const wait of [0, 2, 5, 10, 20, 40]) {
+      const broker = new PostgresBroker({ connectionString: PG_URL, schema, middleware: [] })
+      actor('job', () => undefined, { broker, queueName: 'q' })
+      const consumer = broker.consume('q', { prefetch: 1, timeout: 200 })
+      const receiving = consumer.receive()
+      await new Promise((resolve) => setTimeout(resolve, wait))
+      const closed = broker.close().then(() => 'closed')
+      const late = new Promise((resolve) => setTimeout(resolve, 5000, 'still closing'))
+      expect(await Promise.race([closed, late]), `closed ${wait} ms after the first receive`).toBe('closed')
+      await receiving
+    }
+  })
+})
+
 describe('hostile input', () => {
   it('dead-letters a corrupt row with the reason logged, and keeps going', async () => {
     const schema = freshSchema()
