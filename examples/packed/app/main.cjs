@@ -3,3 +3,5 @@
 const { Message, StubBroker } = require('@tq/core')
 const m = new Message({ queueName: 'q', actorName: 'a', args: [1] })
 console.log(`cjs: ${new StubBroker().constructor.name} ${Message.decode(m.encode()).args[0]}`)
+const { PostgresBroker, fromPg } = require('@tq/postgres')
+console.log(`cjs: ${PostgresBroker.name} ${fromPg.name}`)

@@ -27,3 +27,17 @@ await w.stop()
 await broker.flush(queueName)
 await broker.close()
 console.log(`redis: ${results.join(',')}`)
+
+// The Postgres broker from its tarball, with node-postgres installed by the app as its peer.
+const { PostgresBroker } = await import('@tq/postgres')
+const pg = new PostgresBroker({ connectionString: process.env.TQ_PACKED_PG_URL, schema: `packed_${process.pid}` })
+const pgResults = []
+const pgMul = actor('mul', (x, y) => void pgResults.push(x * y), { broker: pg, queueName })
+const pw = new Worker(pg, { workerTimeout: 100 })
+await pw.start()
+await pgMul.send(6, 7)
+await pg.join(queueName, { timeout: 10_000 })
+await pw.stop()
+await pg.pool.query(`DROP SCHEMA packed_${process.pid} CASCADE`)
+await pg.close()
+console.log(`postgres: ${pgResults.join(',')}`)

@@ -99,15 +99,20 @@ describe('published packages', () => {
     const esm = execFileSync(process.execPath, ['main.mjs'], {
       cwd: project,
       encoding: 'utf8',
-      env: { ...process.env, TQ_BROKER_URL: 'redis://127.0.0.1:6379/12', NODE_OPTIONS: '' },
+      env: {
+        ...process.env,
+        TQ_BROKER_URL: 'redis://127.0.0.1:6379/12',
+        TQ_PACKED_PG_URL: process.env['TQ_POSTGRES_TEST_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test',
+        NODE_OPTIONS: '',
+      },
     })
-    expect(esm.trim().split('\n')).toEqual(['stub: 3', 'getBroker: RedisBroker', 'redis: 42'])
+    expect(esm.trim().split('\n')).toEqual(['stub: 3', 'getBroker: RedisBroker', 'redis: 42', 'postgres: 42'])
     const cjs = execFileSync(process.execPath, ['main.cjs'], {
       cwd: project,
       encoding: 'utf8',
       env: { ...process.env, NODE_OPTIONS: '' },
     })
-    expect(cjs.trim()).toBe('cjs: StubBroker 1')
+    expect(cjs.trim().split('\n')).toEqual(['cjs: StubBroker 1', 'cjs: PostgresBroker fromPg'])
   })
 })
 
