@@ -7,6 +7,7 @@
 //
 // The examples talk to the real services: Redis on 127.0.0.1:6379 and RabbitMQ on
 // 127.0.0.1:5672 must be up (the run fails, naming the one that is down, when they are not).
+// PostgreSQL on 127.0.0.1:5432 (database test, in DATABASE_URL) for the Postgres examples.
 // SQS examples run against fauxqs, started here on a loopback port; the AWS SDK finds it through
 // AWS_ENDPOINT_URL_SQS (the SDKs' service-specific endpoint variable, read by the v3 SDK's
 // endpoint config), so the blocks keep the `region` a reader would write.
@@ -91,7 +92,12 @@ let services: Promise<void> | undefined
  */
 function servicesUp(): Promise<void> {
   fauxqs ??= startFauxqs()
-  services ??= Promise.all([reachable('Redis', 6379), reachable('RabbitMQ', 5672), fauxqs]).then(() => undefined)
+  services ??= Promise.all([
+    reachable('Redis', 6379),
+    reachable('RabbitMQ', 5672),
+    reachable('PostgreSQL', 5432),
+    fauxqs,
+  ]).then(() => undefined)
   return services
 }
 
@@ -104,13 +110,15 @@ afterAll(async () => {
 async function blockEnv(): Promise<NodeJS.ProcessEnv> {
   const env: NodeJS.ProcessEnv = {}
   for (const [key, value] of Object.entries(process.env))
-    if (!/^(AWS_|TQ_|VITEST)/.test(key) && !['REDIS_URL', 'AMQP_URL', 'NODE_ENV', 'TEST'].includes(key))
+    if (!/^(AWS_|TQ_|VITEST)/.test(key) && !['REDIS_URL', 'AMQP_URL', 'DATABASE_URL', 'NODE_ENV', 'TEST'].includes(key))
       env[key] = value
   return {
     ...env,
     NODE_OPTIONS: '',
     AWS_ENDPOINT_URL_SQS: (await fauxqs)?.endpoint,
     AWS_REGION: 'us-east-1',
+    // What the Postgres examples read, as an app reads its database URL.
+    DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
     AWS_ACCESS_KEY_ID: 'fauxqs',
     AWS_SECRET_ACCESS_KEY: 'fauxqs',
     // The SDK's notice that its 2027 releases need Node 22 is not the example's output.

@@ -10,7 +10,7 @@ export interface MigrateDatabaseOptions {
   /** Your pool (not ended); or give `connectionString`. */
   pool?: PgPool
   /** `postgres://…` (default: node-postgres's `PG*` environment variables). */
-  connectionString?: string
+  connectionString?: string | undefined
   /** The schema of tq's tables (default `tq`). */
   schema?: string
   /** The parts to migrate, by name (`broker`, `results`, `limits`, `tracking`; default all). */

@@ -9,7 +9,7 @@ export interface ConnectionOptions {
   /** Your node-postgres `Pool`; never ended by tq. Takes precedence over `connectionString`. */
   pool?: PgPool
   /** `postgres://…` for a pool of tq's own (default: node-postgres's `PG*` environment variables). */
-  connectionString?: string
+  connectionString?: string | undefined
   /** Options of tq's own pool (ignored with `pool`). */
   poolOptions?: OwnPoolOptions
 }
