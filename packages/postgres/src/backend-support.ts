@@ -15,6 +15,7 @@ import { KeyDoorbell } from './key-doorbell.ts'
 import type { PgPool, PgPoolClient, PgQueryConfig, PgResult } from './pg-types.ts'
 import { openPool, type ConnectionOptions } from './pool.ts'
 import { SchemaGate, type SchemaComponent } from './schema.ts'
+import { inTransaction } from './transact.ts'
 
 /**
  * The options shared by `PostgresResultBackend` and `PostgresRateLimiterBackend`: the pool
@@ -158,26 +159,7 @@ export class BackendConnection {
   async transaction<T>(fn: (client: PgPoolClient) => Promise<T>): Promise<T> {
     this.assertOpen()
     if (!this.#gate.ready) await this.#gate.ensure()
-    let client: PgPoolClient
-    try {
-      client = await this.pool.connect()
-    } catch (error) {
-      throw classifyPgError(error)
-    }
-    let broken: unknown
-    try {
-      await client.query('BEGIN')
-      const result = await fn(client)
-      await client.query('COMMIT')
-      return result
-    } catch (error) {
-      broken = error
-      await client.query('ROLLBACK').catch(() => undefined)
-      throw classifyPgError(error)
-    } finally {
-      // A connection that failed under the transaction is destroyed rather than reused.
-      client.release(broken instanceof Error && classifyPgError(broken).retryable ? broken : undefined)
-    }
+    return inTransaction(this.pool, fn)
   }
 
   /**

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks'
 import { randomUUID } from 'node:crypto'
 import {
   Broker,
@@ -19,6 +18,7 @@ import {
   type TransmitOptions,
 } from '@tq/core'
 import { pollUntilEmpty, redrivenMessage, type JoinPollOptions } from '@tq/core/adapter'
+import { AmbientTransaction } from './ambient.ts'
 import { brokerSchema } from './broker-schema.ts'
 import { classifyPgError } from './classify-error.ts'
 import { DelayQueueConsumer, PostgresConsumer, type ClaimedRow, type PostgresConsumerHost } from './consumer.ts'
@@ -30,6 +30,7 @@ import { resolveSettings, type PostgresBrokerOptions, type PostgresSettings } fr
 import type { PgPool, PgPoolClient } from './pg-types.ts'
 import { brokerQueries, type BrokerQueries } from './queries.ts'
 import { SchemaGate, migrate } from './schema.ts'
+import { inTransaction } from './transact.ts'
 import { AckBatcher } from './settle-batcher.ts'
 
 /** Most messages in one insert statement (bigger batches take several, in order). */
@@ -86,7 +87,7 @@ export class PostgresBroker extends Broker<PostgresConsumer | DelayQueueConsumer
   readonly #acks: AckBatcher
   readonly #consumers = new Set<PostgresConsumer>()
   readonly #idle = new Set<DelayQueueConsumer>()
-  readonly #ambient = new AsyncLocalStorage<TransactionExecutor>()
+  readonly #ambient = new AmbientTransaction()
   readonly #settled = new Notifier()
   readonly #host: PostgresConsumerHost
   #consuming: Promise<void> | undefined
@@ -177,12 +178,11 @@ export class PostgresBroker extends Broker<PostgresConsumer | DelayQueueConsumer
    * names another one. Resolves with what `fn` returns. The transaction stays yours to commit.
    */
   withTransaction<T>(transaction: TransactionExecutor, fn: () => T | Promise<T>): Promise<T> {
-    return Promise.resolve(this.#ambient.run(transaction, fn))
+    return this.#ambient.run(transaction, fn)
   }
 
   override enqueueMany(messages: readonly Message[], options: EnqueueOptions = {}): Promise<Message[]> {
-    const ambient = options.transaction === undefined ? this.#ambient.getStore() : undefined
-    return super.enqueueMany(messages, ambient ? { ...options, transaction: ambient } : options)
+    return super.enqueueMany(messages, this.#ambient.apply(options))
   }
 
   /**
@@ -442,26 +442,8 @@ export class PostgresBroker extends Broker<PostgresConsumer | DelayQueueConsumer
     }
   }
 
-  async #inTransaction<T>(fn: (client: PgPoolClient) => Promise<T>): Promise<T> {
-    let client: PgPoolClient
-    try {
-      client = await this.pool.connect()
-    } catch (error) {
-      throw classifyPgError(error)
-    }
-    let broken: unknown
-    try {
-      await client.query('BEGIN')
-      const result = await fn(client)
-      await client.query('COMMIT')
-      return result
-    } catch (error) {
-      broken = error
-      await client.query('ROLLBACK').catch(() => undefined)
-      throw classifyPgError(error)
-    } finally {
-      client.release(broken instanceof Error && classifyPgError(broken).retryable ? broken : undefined)
-    }
+  #inTransaction<T>(fn: (client: PgPoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, fn)
   }
 }
 

@@ -186,7 +186,7 @@ describe('OutboxBroker', () => {
       sent.push(...batch.map((m) => m.messageId))
     }
     await waitFor(async () => (await redisQueue(namespace, 'q')).length >= sent.length, {
-      timeout: 10_000,
+      timeout: 20_000,
       message: 'everything forwarded',
     })
     expect(await redisQueue(namespace, 'q')).toEqual(sent)

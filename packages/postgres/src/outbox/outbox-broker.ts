@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks'
 import {
   Broker,
   ErrorCode,
@@ -17,6 +16,7 @@ import {
   type TransmitOptions,
 } from '@tq/core'
 import { pollUntilEmpty } from '@tq/core/adapter'
+import { AmbientTransaction } from '../ambient.ts'
 import { classifyPgError } from '../classify-error.ts'
 import { Doorbell } from '../doorbell.ts'
 import { checkSchemaName } from '../identifiers.ts'
@@ -69,7 +69,7 @@ export class OutboxBroker extends Broker {
   readonly #gate: SchemaGate
   readonly #doorbell: Doorbell
   readonly #relay: Relay
-  readonly #ambient = new AsyncLocalStorage<TransactionExecutor>()
+  readonly #ambient = new AmbientTransaction()
   readonly #forwarded = new Notifier()
   readonly #log = this.logger.child({ component: 'outbox' })
 
@@ -137,12 +137,11 @@ export class OutboxBroker extends Broker {
 
   /** Every enqueue on this broker inside `fn` joins `transaction` (see PostgresBroker.withTransaction). */
   withTransaction<T>(transaction: TransactionExecutor, fn: () => T | Promise<T>): Promise<T> {
-    return Promise.resolve(this.#ambient.run(transaction, fn))
+    return this.#ambient.run(transaction, fn)
   }
 
   override enqueueMany(messages: readonly Message[], options: EnqueueOptions = {}): Promise<Message[]> {
-    const ambient = options.transaction === undefined ? this.#ambient.getStore() : undefined
-    return super.enqueueMany(messages, ambient ? { ...options, transaction: ambient } : options)
+    return super.enqueueMany(messages, this.#ambient.apply(options))
   }
 
   protected override onDeclareQueue(queueName: string): void {

@@ -1,6 +1,6 @@
 import { errorMeta, sleep, type Broker, type Encoder, type Logger, type Message } from '@tq/core'
 import { Backoff, OutageLog, decodeOrReport, dueMessage } from '@tq/core/adapter'
-import { classifyPgError } from '../classify-error.ts'
+import { inTransaction } from '../transact.ts'
 import type { Doorbell } from '../doorbell.ts'
 import type { PgPool, PgPoolClient } from '../pg-types.ts'
 import type { OutboxQueries } from './schema.ts'
@@ -88,36 +88,17 @@ export class Relay {
    */
   async relayOnce(): Promise<'more' | 'idle' | 'busy'> {
     const { pool, queries, lockKey, batchSize } = this.#o
-    let client: PgPoolClient
-    try {
-      client = await pool.connect()
-    } catch (error) {
-      throw classifyPgError(error)
-    }
-    let failed: unknown
-    try {
-      await client.query('BEGIN')
+    const outcome = await inTransaction(pool, async (client) => {
       const lead = await client.query<{ leader: boolean }>(queries.lead, [lockKey])
-      if (lead.rows[0]?.leader !== true) {
-        await client.query('COMMIT')
-        return 'busy'
-      }
+      if (lead.rows[0]?.leader !== true) return 'busy'
       const { rows } = await client.query<Row>(queries.take, [batchSize])
-      if (rows.length === 0) {
-        await client.query('COMMIT')
-        return 'idle'
-      }
+      if (rows.length === 0) return 'idle'
       await this.#forward(client, rows)
-      await client.query('COMMIT')
-      this.#o.forwarded()
-      return rows.length === batchSize ? 'more' : 'idle'
-    } catch (error) {
-      failed = error
-      await client.query('ROLLBACK').catch(() => undefined)
-      throw classifyPgError(error)
-    } finally {
-      client.release(failed instanceof Error && classifyPgError(failed).retryable ? failed : undefined)
-    }
+      return rows.length === batchSize ? 'more' : 'forwarded'
+    })
+    if (outcome === 'busy' || outcome === 'idle') return outcome
+    this.#o.forwarded()
+    return outcome === 'more' ? 'more' : 'idle'
   }
 
   async #forward(client: PgPoolClient, rows: readonly Row[]): Promise<void> {
