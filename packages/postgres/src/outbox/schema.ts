@@ -44,9 +44,11 @@ export function outboxQueries(s: string) {
 SELECT count(*)::int AS rung FROM (SELECT pg_notify($4, 'outbox') FROM (SELECT 1 FROM ins LIMIT 1) AS one) AS bell`,
     /** One relay at a time: a transaction-scoped advisory lock ($1: the key text). */
     lead: `SELECT pg_try_advisory_xact_lock(hashtext($1)) AS leader`,
-    /** The oldest $1 committed rows, locked, with the ms until each is due. */
+    /** The oldest $1 committed rows, locked, with the ms until each is due (0 for one sent without a delay). */
     take: `SELECT o.id::text AS id, o.queue, o.body,
-  greatest(0, extract(epoch FROM (o.created_at + o.delay_ms * interval '1 millisecond') - now()) * 1000) AS due_in
+  CASE WHEN o.delay_ms <= 0 THEN 0
+    ELSE greatest(0, extract(epoch FROM (o.created_at + o.delay_ms * interval '1 millisecond') - clock_timestamp()) * 1000)
+  END AS due_in
 FROM ${s}.outbox o ORDER BY o.id LIMIT $1 FOR UPDATE`,
     /** Forwarded: delete them ($1 ids). */
     done: `DELETE FROM ${s}.outbox WHERE id = ANY($1::bigint[])`,
