@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import {
   ConfigurationError,
   ConnectionClosedError,
@@ -10,7 +9,7 @@ import {
 } from '@tq/core'
 import { Backoff } from '@tq/core/adapter'
 import { classifyPgError } from './classify-error.ts'
-import { checkSchemaName } from './identifiers.ts'
+import { channelName, checkSchemaName } from './identifiers.ts'
 import { KeyDoorbell } from './key-doorbell.ts'
 import type { PgPool, PgPoolClient, PgQueryConfig, PgResult } from './pg-types.ts'
 import { openPool, type ConnectionOptions } from './pool.ts'
@@ -47,14 +46,10 @@ const SWEEP_INTERVAL_MS = 60_000
 export const SWEEP_BATCH = 1000
 /** Longest key (UTF-8 bytes): it must fit a btree entry and a NOTIFY payload. */
 const MAX_KEY_BYTES = 2000
-/** PostgreSQL's limit on channel names (NAMEDATALEN - 1). */
-const MAX_CHANNEL_BYTES = 63
 
 /** The NOTIFY channel of a backend's part (`tq:<schema>:results`), shortened for very long schema names. */
 export function backendChannel(schema: string, part: string): string {
-  const channel = `tq:${schema}:${part}`
-  if (Buffer.byteLength(channel) <= MAX_CHANNEL_BYTES) return channel
-  return `tq:${createHash('md5').update(schema).digest('hex')}:${part}`
+  return channelName(schema, part)
 }
 
 /** Check a key: a non-empty string of at most 2000 UTF-8 bytes. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { InvalidArgumentError } from '@tq/core'
 
 /** Schema names tq accepts: a plain lowercase identifier, so it never needs quoting rules. */
@@ -13,7 +14,16 @@ export function checkSchemaName(schema: string): string {
   return schema
 }
 
-/** The LISTEN/NOTIFY channel of a schema's queues. */
-export function wakeChannel(schema: string): string {
-  return `tq:${schema}`
+/** PostgreSQL refuses a NOTIFY channel of 64 bytes or more. */
+const MAX_CHANNEL_BYTES = 63
+
+/**
+ * A LISTEN/NOTIFY channel of a schema: `tq:<schema>` (the broker's queues) or
+ * `tq:<schema>:<part>`; with the schema as its MD5 digest when the name would be too long.
+ */
+export function channelName(schema: string, part?: string): string {
+  const suffix = part === undefined ? '' : `:${part}`
+  const plain = `tq:${schema}${suffix}`
+  if (Buffer.byteLength(plain) <= MAX_CHANNEL_BYTES) return plain
+  return `tq:${createHash('md5').update(schema).digest('hex')}${suffix}`
 }

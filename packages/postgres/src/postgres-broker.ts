@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import {
   Broker,
   BrokerConnectionError,
@@ -23,7 +23,7 @@ import { brokerSchema } from './broker-schema.ts'
 import { classifyPgError } from './classify-error.ts'
 import { DelayQueueConsumer, PostgresConsumer, type ClaimedRow, type PostgresConsumerHost } from './consumer.ts'
 import { Doorbell } from './doorbell.ts'
-import { wakeChannel } from './identifiers.ts'
+import { channelName } from './identifiers.ts'
 import { Maintenance } from './maintenance.ts'
 import { openPool } from './pool.ts'
 import { resolveSettings, type PostgresBrokerOptions, type PostgresSettings } from './options.ts'
@@ -37,6 +37,15 @@ import { AckBatcher } from './settle-batcher.ts'
 const INSERT_CHUNK = 5000
 /** Dead letters moved per transaction by a redrive. */
 const REDRIVE_CHUNK = 100
+
+/**
+ * The names of the prepared statements of a schema. Names longer than PostgreSQL's 63 bytes are
+ * cut by the server, so two long schema names could share one: those use a digest instead.
+ */
+function statementNames(schema: string): { enqueue: string; claim: string; ack: string } {
+  const stem = schema.length <= 48 ? schema : createHash('md5').update(schema).digest('hex')
+  return { enqueue: `tq_${stem}_enqueue`, claim: `tq_${stem}_claim`, ack: `tq_${stem}_ack` }
+}
 
 /** A dead letter as `deadLetters()` lists it. */
 export interface PostgresDeadLetter {
@@ -104,8 +113,8 @@ export class PostgresBroker extends Broker<PostgresConsumer | DelayQueueConsumer
     this.#where = opened.where
     const schema = settings.schema
     this.#queries = brokerQueries(schema)
-    this.#names = { enqueue: `tq_${schema}_enqueue`, claim: `tq_${schema}_claim`, ack: `tq_${schema}_ack` }
-    this.#channel = wakeChannel(schema)
+    this.#names = statementNames(schema)
+    this.#channel = channelName(schema)
     const logger = this.#log
     this.#gate = new SchemaGate({
       pool: this.pool,

@@ -132,6 +132,29 @@ describe('delivery', () => {
     expect(latency).toBeLessThan(1000)
   })
 
+  it('works in a schema of the longest name (63 bytes): its channel and statement names still fit', async () => {
+    const schema = `${freshSchema()}_`.padEnd(63, 'x')
+    schemas.push(schema)
+    const broker = makeBroker({ schema, pollInterval: 30_000 })
+    const ran = deferred<string>()
+    const job = actor('job', (x: string) => ran.resolve(x), { broker, queueName: 'q' })
+    const worker = new Worker(broker, { workerTimeout: 60_000 })
+    workers.push(worker)
+    await worker.start()
+    await waitFor(
+      async () => (await pool.query(`SELECT 1 FROM pg_stat_activity WHERE query LIKE 'LISTEN%'`)).rowCount! > 0,
+      {
+        timeout: 5000,
+        message: 'the LISTEN connection',
+      },
+    )
+    await new Promise((r) => setTimeout(r, 200))
+    const sent = Date.now()
+    await job.send('long')
+    expect(await ran.promise).toBe('long')
+    expect(Date.now() - sent).toBeLessThan(1000)
+  })
+
   it('with listen: false, polls every pollInterval', async () => {
     const broker = makeBroker({ schema: freshSchema(), listen: false, pollInterval: 50 })
     const ledger = new Ledger<number>()

@@ -19,7 +19,7 @@ import { pollUntilEmpty } from '@tq/core/adapter'
 import { AmbientTransaction } from '../ambient.ts'
 import { classifyPgError } from '../classify-error.ts'
 import { Doorbell } from '../doorbell.ts'
-import { checkSchemaName } from '../identifiers.ts'
+import { channelName, checkSchemaName } from '../identifiers.ts'
 import { openPool, type ConnectionOptions } from '../pool.ts'
 import type { PgPool } from '../pg-types.ts'
 import { SchemaGate, migrate } from '../schema.ts'
@@ -83,7 +83,7 @@ export class OutboxBroker extends Broker {
     this.#closeTarget = options.closeTarget ?? true
     this.#relayMode = options.relay ?? 'auto'
     this.#queries = outboxQueries(this.schema)
-    this.#channel = `tq:${this.schema}:outbox`
+    this.#channel = channelName(this.schema, 'outbox')
     this.#gate = new SchemaGate({
       pool: this.pool,
       schema: this.schema,

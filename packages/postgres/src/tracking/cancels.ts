@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import {
   ConnectionClosedError,
   errorMeta,
@@ -9,20 +8,16 @@ import {
   type Logger,
 } from '@tq/core'
 import { Backoff, OutageLog } from '@tq/core/adapter'
+import { channelName } from '../identifiers.ts'
 import { classifyPgError } from '../classify-error.ts'
 import type { PgNotification, PgPool, PgPoolClient } from '../pg-types.ts'
-
-/** The longest channel name PostgreSQL takes (NAMEDATALEN - 1 bytes). */
-const MAX_CHANNEL = 63
 
 /**
  * The NOTIFY channel of a schema's cancels: `tq:<schema>:cancels`, with an MD5 of the schema in
  * its place when that is too long (as the result and rate-limit backends name theirs).
  */
 export function cancelChannel(schema: string): string {
-  const plain = `tq:${schema}:cancels`
-  if (Buffer.byteLength(plain) <= MAX_CHANNEL) return plain
-  return `tq:${createHash('md5').update(schema).digest('hex')}:cancels`
+  return channelName(schema, 'cancels')
 }
 
 /** The statements of `<schema>.tracking_cancels`; each notifies at its commit. */
