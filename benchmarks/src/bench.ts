@@ -1,13 +1,18 @@
 // The one-run benchmark: tq against BullMQ, bee-queue and the raw client ceilings, side by side on
-// the same Redis (a database of its own, flushed before every scenario) and the same RabbitMQ.
+// the same Redis (a database of its own, flushed before every scenario) and the same RabbitMQ; and
+// tq on PostgreSQL against graphile-worker and pg-boss on the same PostgreSQL (a schema each,
+// dropped and migrated again before every scenario).
 //
 //   pnpm bench                 # full run (N = 100 000; several minutes); writes
 //                              #   benchmarks/results/latest.json, docs/benchmarks.md, docs/benchmarks.svg
 //   pnpm bench -- --quick      # small N, under a minute; writes benchmarks/results/quick.json only
 //
-// Options: --n N, --redis-url redis://127.0.0.1:6379/10, --redis-db D, --amqp-url amqp://…,
-// --out FILE, --docs / --no-docs, --systems tq-redis,bullmq,…, --no-sqs,
-// --sections enqueue,e2e,latency,memory, --middleware default|none, --profile DIR (CPU profiles
+// Options: --n N, --n-c1 N (messages per run at concurrency 1; default N), --redis-url redis://127.0.0.1:6379/10, --redis-db D, --amqp-url amqp://…,
+// --pg-url postgres://postgres@127.0.0.1:5432/test, --out FILE, --docs / --no-docs,
+// --systems tq-redis,bullmq,…, --no-sqs, --no-postgres,
+// --sections enqueue,e2e,latency,memory,delayed,transactions, --backlog N (delayed messages present
+// in the PostgreSQL backlog scenario), --tx N (transactions timed per kind),
+// --middleware default|none, --profile DIR (CPU profiles
 // of the agent processes, `node --cpu-prof`), --memory-processed N, --concurrency 1,8,100,
 // --processes 1,2, --rounds R, --render FILE (rewrite the docs from a saved report, measure nothing).
 // With 2 processes, agent1 only consumes: profile it for the worker's hot path.
@@ -17,21 +22,27 @@
 // report how many messages their no-op handlers ran, and when the last one ran, over IPC. The
 // memory scenario runs its consumer in a fresh process from a bundle, under plain `node`, so
 // that the TypeScript loader's memory does not count. See docs/benchmarks.md for the method.
+//
+// A run of PostgreSQL systems only (--systems tq-postgres,graphile-worker,pg-boss) writes
+// benchmarks/results/postgres.json and only the PostgreSQL part of the docs, leaving the rest.
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { loadavg } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
+import { DEFAULT_PG_URL, dropBenchSchemas } from './peers/pg.ts'
 import { now, type AgentMessage, type AgentRequest, type MemorySample, type SessionStats } from './peers/protocol.ts'
-import { SYSTEMS, type BenchContext, type SystemName } from './peers/types.ts'
+import { SYSTEMS, isPostgres, type BenchContext, type SystemName } from './peers/types.ts'
+import { delayedBacklogSection, transactionSection, type Harness } from './postgres-sections.ts'
 import { machineFacts } from './report/machine.ts'
 import { writeDocs } from './report/markdown.ts'
 import type {
   BenchReport,
+  DelayedBacklogResult,
   EndToEndResult,
   EnqueueResult,
   Failure,
@@ -39,6 +50,7 @@ import type {
   MemoryPoint,
   MemoryResult,
   Settings,
+  TransactionCostResult,
 } from './report/types.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -47,7 +59,7 @@ const repoRoot = resolve(benchDir, '..')
 
 // ---- options -----------------------------------------------------------------------------
 
-const SECTIONS = ['enqueue', 'e2e', 'latency', 'memory'] as const
+const SECTIONS = ['enqueue', 'e2e', 'latency', 'memory', 'delayed', 'transactions'] as const
 type Section = (typeof SECTIONS)[number]
 
 interface Options {
@@ -55,6 +67,7 @@ interface Options {
   n: number | undefined
   redisUrl: string
   amqpUrl: string
+  pgUrl: string
   out: string | undefined
   docs: boolean | undefined
   systems: SystemName[]
@@ -66,6 +79,9 @@ interface Options {
   processes: number[] | undefined
   rounds: number | undefined
   render: string | undefined
+  backlog: number | undefined
+  tx: number | undefined
+  nConcurrency1: number | undefined
 }
 
 function parseArgs(argv: string[]): Options {
@@ -75,6 +91,7 @@ function parseArgs(argv: string[]): Options {
     n: undefined,
     redisUrl: process.env['TQ_BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379/10',
     amqpUrl: process.env['TQ_BENCH_AMQP_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672',
+    pgUrl: process.env['TQ_BENCH_PG_URL'] ?? DEFAULT_PG_URL,
     out: undefined,
     docs: undefined,
     systems: [...SYSTEMS],
@@ -86,6 +103,9 @@ function parseArgs(argv: string[]): Options {
     processes: undefined,
     rounds: undefined,
     render: undefined,
+    backlog: undefined,
+    tx: undefined,
+    nConcurrency1: undefined,
   }
   let redisDb: string | undefined
   for (let i = 0; i < args.length; i++) {
@@ -107,6 +127,9 @@ function parseArgs(argv: string[]): Options {
       case '--n':
         options.n = Number(value())
         break
+      case '--n-c1':
+        options.nConcurrency1 = Number(value())
+        break
       case '--redis-url':
         options.redisUrl = value()
         break
@@ -115,6 +138,18 @@ function parseArgs(argv: string[]): Options {
         break
       case '--amqp-url':
         options.amqpUrl = value()
+        break
+      case '--pg-url':
+        options.pgUrl = value()
+        break
+      case '--backlog':
+        options.backlog = Number(value())
+        break
+      case '--tx':
+        options.tx = Number(value())
+        break
+      case '--no-postgres':
+        options.systems = options.systems.filter((s) => !isPostgres(s))
         break
       case '--out':
         options.out = resolve(value())
@@ -175,7 +210,7 @@ const quick = opts.quick
 const N = opts.n ?? (quick ? 500 : 100_000)
 const settings: Settings = {
   n: N,
-  nConcurrency1: N,
+  nConcurrency1: opts.nConcurrency1 ?? N,
   rounds: opts.rounds ?? (quick ? 1 : 2),
   nSqs: Math.max(50, Math.round(N / 50)),
   nSingle: quick ? 100 : 5_000,
@@ -193,8 +228,15 @@ const settings: Settings = {
   memoryConcurrency: 8,
   tqMiddleware: opts.middleware,
   systems: opts.systems,
+  delayedBacklog: opts.backlog ?? (quick ? 20_000 : 1_000_000),
+  delayedN: N,
+  delayedConcurrency: 8,
+  txCount: opts.tx ?? (quick ? 200 : 2000),
 }
-const outFile = opts.out ?? join(benchDir, 'results', quick ? 'quick.json' : 'latest.json')
+/** Only PostgreSQL systems: results of their own, so that the main report (latest.json) stays. */
+const postgresOnly = settings.systems.length > 0 && settings.systems.every(isPostgres)
+const outFile =
+  opts.out ?? join(benchDir, 'results', quick ? 'quick.json' : postgresOnly ? 'postgres.json' : 'latest.json')
 const writeDocsToo = opts.docs ?? !quick
 /** A run with no progress for this long has failed. */
 const STALL_MS = quick ? 20_000 : 60_000
@@ -203,6 +245,7 @@ const runId = `${process.pid.toString(36)}${randomBytes(2).toString('hex')}`
 const ctx: BenchContext = {
   redisUrl: opts.redisUrl,
   amqpUrl: opts.amqpUrl,
+  pgUrl: opts.pgUrl,
   runId,
   tqMiddleware: opts.middleware,
 }
@@ -318,6 +361,15 @@ async function resetRedis(): Promise<void> {
   }
 }
 
+/**
+ * Before a scenario: Redis loses the bench keys; a PostgreSQL system's schema is dropped and
+ * migrated again (in `agent`, which loads the system's library), so no migration runs on the clock.
+ */
+async function resetFor(agent: Agent, system: SystemName): Promise<void> {
+  if (isPostgres(system)) await agent.call({ t: 'prepare', system, ctx })
+  else await resetRedis()
+}
+
 async function cleanup(agent: Agent, system: SystemName, queue: string): Promise<void> {
   await agent.call({ t: 'cleanup', system, ctx, queue }).catch((error: unknown) => {
     log(`  (cleanup of ${system} ${queue} failed: ${String(error)})`)
@@ -355,14 +407,17 @@ async function record<T>(scenario: string, system: SystemName, fn: () => Promise
 }
 
 /**
- * Start the consumers of `agents` at once and wait until they processed `n` messages in all;
- * returns the start time and each agent's stats.
+ * Start the consumers of `agents` at once and wait until they processed `n` messages in all (or
+ * until `maxMs` has passed, when given: the stats then count fewer); returns the start time and
+ * each agent's stats.
  */
 async function drain(
   agents: Agent[],
   n: number,
   onProgress?: (total: number, progress: Progress) => void,
+  maxMs?: number,
 ): Promise<{ t0: number; stats: SessionStats[] }> {
+  const started = Date.now()
   const counts = agents.map(() => 0)
   let lastChange = Date.now()
   let settle: (error?: Error) => void = () => undefined
@@ -379,7 +434,8 @@ async function drain(
     }
   })
   const watchdog = setInterval(() => {
-    if (Date.now() - lastChange > STALL_MS) {
+    if (maxMs !== undefined && Date.now() - started > maxMs) settle()
+    else if (Date.now() - lastChange > STALL_MS) {
       settle(new Error(`no progress for ${STALL_MS / 1000} s at ${counts.reduce((a, b) => a + b, 0)} of ${n}`))
     }
   }, 500)
@@ -414,7 +470,7 @@ async function runEndToEnd(system: SystemName, concurrency: number, processes: n
     const phase = (name: string): void => void phases.push([name, performance.now()])
     const agents = await ensurePool(processes)
     const producer = agents[0] as Agent
-    await resetRedis()
+    await resetFor(producer, system)
     const queue = queueName('e2e', system, concurrency, processes)
     await Promise.all(
       agents.map((agent, i) => agent.call({ t: 'open', system, ctx, queue, producer: i === 0, concurrency })),
@@ -511,7 +567,7 @@ async function enqueueSection(): Promise<void> {
   for (const system of settings.systems) {
     await record('enqueue one at a time', system, async () => {
       const [agent] = (await ensurePool(1)) as [Agent]
-      await resetRedis()
+      await resetFor(agent, system)
       const queue = queueName('single', system)
       await agent.call({ t: 'open', system, ctx, queue, producer: true })
       const count = system === 'tq-sqs' ? settings.nSingleSqs : settings.nSingle
@@ -538,7 +594,7 @@ async function latencySection(): Promise<void> {
     if (system === 'raw-redis' || system === 'raw-amqp') continue
     await record('idle latency', system, async () => {
       const [agent] = (await ensurePool(1)) as [Agent]
-      await resetRedis()
+      await resetFor(agent, system)
       const queue = queueName('latency', system)
       const samples = await agent.call<number[]>({
         t: 'latency',
@@ -606,7 +662,7 @@ const memory: MemoryResult[] = []
 async function memoryRun(bundle: string, system: SystemName, queued: number, processed: number): Promise<void> {
   await record('memory', system, async () => {
     const [producer] = (await ensurePool(1)) as [Agent]
-    await resetRedis()
+    await resetFor(producer, system)
     const queue = queueName('memory', system)
     await producer.call({ t: 'open', system, ctx, queue, producer: true })
     const t = performance.now()
@@ -731,13 +787,20 @@ function median(values: number[]): number {
 async function main(): Promise<number> {
   const startedAt = new Date()
   const t0 = performance.now()
+  const delayed: DelayedBacklogResult[] = []
+  const transactions: TransactionCostResult[] = []
   await redis.connect()
-  const machine = await machineFacts(ctx.redisUrl, ctx.amqpUrl)
+  const machine = await machineFacts(ctx.redisUrl, ctx.amqpUrl, ctx.pgUrl)
   log(`tq benchmark${quick ? ' (--quick)' : ''}: ${fmt(N)} messages per run, tq middleware: ${settings.tqMiddleware}`)
   log(
     `${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}, node ${machine.node}, ` +
-      `Redis ${machine.redis} (${ctx.redisUrl}), RabbitMQ ${machine.rabbitmq}, load ${machine.loadStart.toFixed(1)}`,
+      `Redis ${machine.redis} (${ctx.redisUrl}), RabbitMQ ${machine.rabbitmq}, PostgreSQL ${machine.postgres ?? '?'}, ` +
+      `load ${machine.loadStart.toFixed(1)}`,
   )
+  if (machine.postgres === 'unreachable' && settings.systems.some(isPostgres)) {
+    settings.systems = settings.systems.filter((s) => !isPostgres(s))
+    failures.push({ scenario: 'setup', system: 'tq-postgres', error: `PostgreSQL unreachable at ${ctx.pgUrl}` })
+  }
   if (machine.rabbitmq === 'unreachable') {
     settings.systems = settings.systems.filter((s) => s !== 'tq-rabbitmq' && s !== 'raw-amqp')
     failures.push({ scenario: 'setup', system: 'tq-rabbitmq', error: `RabbitMQ unreachable at ${ctx.amqpUrl}` })
@@ -766,9 +829,21 @@ async function main(): Promise<number> {
     await timed('e2e', endToEndSection)
     await timed('latency', latencySection)
     await timed('memory', memorySection)
+    const harness: Harness<Agent> = {
+      settings,
+      ctx,
+      ensurePool,
+      drain: (agents, n, maxMs) => drain(agents, n, undefined, maxMs),
+      record,
+      reset: resetFor,
+      log,
+    }
+    await timed('delayed', async () => void delayed.push(...(await delayedBacklogSection(harness))))
+    await timed('transactions', async () => void transactions.push(...(await transactionSection(harness))))
   } finally {
     await Promise.all(pool.map((agent) => agent.close()))
     await resetRedis().catch(() => undefined)
+    if (settings.systems.some(isPostgres)) await dropBenchSchemas(ctx.pgUrl).catch(() => undefined)
     redis.disconnect()
     await stopFauxqs?.()
   }
@@ -794,13 +869,15 @@ async function main(): Promise<number> {
     enqueue,
     latency,
     memory,
+    delayed,
+    transactions,
     failures,
   }
   mkdirSync(dirname(outFile), { recursive: true })
   writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`)
   log(`\nraw results: ${outFile}`)
   if (writeDocsToo) {
-    const written = writeDocs(report, join(repoRoot, 'docs'))
+    const written = writeDocs(report, join(repoRoot, 'docs'), basename(outFile))
     log(`report: ${written.join(', ')}`)
   }
   log(`done in ${report.durationS} s${failures.length ? `, ${failures.length} failure(s)` : ''}`)
@@ -808,9 +885,9 @@ async function main(): Promise<number> {
 }
 
 if (opts.render) {
-  // Re-render docs/benchmarks.md and docs/benchmarks.svg from a saved report; measure nothing.
+  // Re-render the parts of docs/benchmarks.md (and the charts) the saved report has; measure nothing.
   const report = JSON.parse(readFileSync(opts.render, 'utf8')) as BenchReport
-  log(`report: ${writeDocs(report, join(repoRoot, 'docs')).join(', ')}`)
+  log(`report: ${writeDocs(report, join(repoRoot, 'docs'), basename(opts.render)).join(', ')}`)
 } else {
   process.exitCode = await main()
 }

@@ -1,6 +1,7 @@
-// Runs `pnpm bench -- --quick` as a child process (on its own Redis database) and checks that the
-// report has every row, with positive numbers, and that the Markdown and the chart render. It
-// asserts no speed: the point is to keep the harness working.
+// Runs `pnpm bench -- --quick` as a child process (on its own Redis database; the PostgreSQL
+// systems with a small delayed backlog) and checks that the report has every row, with positive
+// numbers, and that the Markdown and the charts render. It asserts no speed: the point is to keep
+// the harness working.
 import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -8,9 +9,10 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, test } from 'vitest'
 import { BEGIN, END, renderSection, writeDocs } from '../src/report/markdown.ts'
-import { renderChart } from '../src/report/svg.ts'
+import { PG_BEGIN, PG_END, renderPostgresSection } from '../src/report/postgres.ts'
+import { renderChart, renderPostgresChart } from '../src/report/svg.ts'
 import type { BenchReport } from '../src/report/types.ts'
-import type { SystemName } from '../src/peers/types.ts'
+import { POSTGRES_SYSTEMS, type SystemName } from '../src/peers/types.ts'
 
 const benchDir = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const scratch = mkdtempSync(join(tmpdir(), 'bench-quick-test-'))
@@ -28,6 +30,8 @@ function runQuick(out: string): Promise<{ code: number | null; output: string }>
         '--quick',
         '--redis-db',
         '11',
+        '--backlog',
+        '5000',
         '--out',
         out,
         '--no-docs',
@@ -65,6 +69,9 @@ describe('pnpm bench -- --quick', () => {
     expect(m.node).toBe(process.version)
     expect(m.redis).toMatch(/^\d+\.\d+/)
     expect(m.rabbitmq).toMatch(/^\d+\.\d+/)
+    expect(m.postgres).toMatch(/^\d+(\.\d+)?/)
+    expect(m.versions?.['graphile-worker']).toMatch(/^0\.17\./)
+    expect(m.versions?.['pg-boss']).toMatch(/^10\./)
   })
 
   test('has an end-to-end row for every system, concurrency and process count', () => {
@@ -73,7 +80,8 @@ describe('pnpm bench -- --quick', () => {
     const expected: Array<[SystemName, number, number]> = []
     for (const p of processes) {
       for (const c of concurrencies) {
-        for (const system of ['tq-redis', 'bullmq', 'bee-queue', 'tq-rabbitmq'] as const) expected.push([system, c, p])
+        for (const system of ['tq-redis', 'bullmq', 'bee-queue', 'tq-rabbitmq', ...POSTGRES_SYSTEMS] as const)
+          expected.push([system, c, p])
         if (c === top) expected.push(['raw-redis', c, p], ['raw-amqp', c, p])
         if (p === 1) expected.push(['tq-stub', c, p], ['tq-sqs', c, p])
       }
@@ -101,6 +109,7 @@ describe('pnpm bench -- --quick', () => {
       'raw-amqp',
       'tq-sqs',
       'tq-stub',
+      ...POSTGRES_SYSTEMS,
     ]
     for (const system of all) {
       const row = report.enqueue.find((e) => e.system === system)
@@ -138,6 +147,23 @@ describe('pnpm bench -- --quick', () => {
     expect(tq.processed).toBeGreaterThan(tq.queued)
   })
 
+  test('has the PostgreSQL backlog and transaction rows', () => {
+    expect(report.settings.delayedBacklog).toBe(5000)
+    for (const system of POSTGRES_SYSTEMS) {
+      const row = report.delayed?.find((d) => d.system === system)
+      expect(row, system).toBeDefined()
+      expect(row!.backlog).toBe(5000)
+      expect(row!.rounds).toHaveLength(report.settings.rounds)
+      expect(positive(row!.rate) && positive(row!.seedMs), system).toBe(true)
+      const tx = report.transactions?.find((t) => t.system === system)
+      expect(tx, system).toBeDefined()
+      expect(positive(tx!.baselineMedianMs) && positive(tx!.withSendMedianMs), system).toBe(true)
+      // BEGIN, the application's INSERT, COMMIT; one more statement for the enqueue.
+      expect([tx!.baselineStatements, tx!.withSendStatements], system).toEqual([3, 4])
+    }
+    expect(report.transactions?.find((t) => t.system === 'tq-postgres')?.outsideStatements).toBe(0)
+  })
+
   test('renders the Markdown section and the chart, and replaces the section on a second write', () => {
     const section = renderSection(report)
     for (const heading of [
@@ -154,7 +180,9 @@ describe('pnpm bench -- --quick', () => {
     const svg = renderChart(report)
     expect(svg.startsWith('<svg')).toBe(true)
     expect(svg).not.toContain('NaN')
-    expect((svg.match(/<rect /g) ?? []).length).toBeGreaterThan(report.endToEnd.length)
+    // One bar per end-to-end row (the PostgreSQL rows have a chart of their own), plus the legend and enqueue.
+    const mainRows = report.endToEnd.filter((r) => !POSTGRES_SYSTEMS.includes(r.system))
+    expect((svg.match(/<rect /g) ?? []).length).toBeGreaterThan(mainRows.length)
 
     const docs = join(scratch, 'docs')
     mkdirSync(docs, { recursive: true })
@@ -169,5 +197,33 @@ describe('pnpm bench -- --quick', () => {
     expect(text).toContain('Hand-written outro.')
     expect(text).not.toContain('\nold\n')
     expect(readFileSync(join(docs, 'benchmarks.svg'), 'utf8')).toBe(svg)
+  })
+
+  test('renders the PostgreSQL section and chart; a PostgreSQL-only report leaves the main section alone', () => {
+    const section = renderPostgresSection(report, 'quick.json')
+    for (const heading of ['### PostgreSQL targets', '### End to end on PostgreSQL', '### Enqueue inside the']) {
+      expect(section).toContain(heading)
+    }
+    expect(section).not.toContain('NaN')
+    const svg = renderPostgresChart(report)
+    expect(svg.startsWith('<svg')).toBe(true)
+    expect(svg).not.toContain('NaN')
+    const pgRows = report.endToEnd.filter((r) => POSTGRES_SYSTEMS.includes(r.system))
+    expect((svg.match(/<rect /g) ?? []).length).toBeGreaterThan(pgRows.length + POSTGRES_SYSTEMS.length)
+
+    const docs = join(scratch, 'docs-pg')
+    mkdirSync(docs, { recursive: true })
+    const md = join(docs, 'benchmarks.md')
+    writeFileSync(md, `# Benchmarks\n\n${BEGIN}\nmain numbers\n${END}\n\n## Profiles\n`)
+    const postgresOnly: BenchReport = { ...report, settings: { ...report.settings, systems: [...POSTGRES_SYSTEMS] } }
+    const written = writeDocs(postgresOnly, docs, 'postgres.json')
+    writeDocs(postgresOnly, docs, 'postgres.json')
+    expect(written.map((path) => path.split('/').pop())).toEqual(['benchmarks.md', 'benchmarks-postgres.svg'])
+    const text = readFileSync(md, 'utf8')
+    expect(text).toContain(`${BEGIN}\nmain numbers\n${END}`)
+    expect(text.split(PG_BEGIN)).toHaveLength(2)
+    expect(text.indexOf(END)).toBeLessThan(text.indexOf(PG_BEGIN))
+    expect(text.indexOf(PG_END)).toBeLessThan(text.indexOf('## Profiles'))
+    expect(text).toContain('benchmarks/results/postgres.json')
   })
 })

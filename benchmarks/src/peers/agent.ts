@@ -137,6 +137,23 @@ async function handle(request: AgentEnvelope): Promise<unknown> {
       const { rss, heapUsed } = process.memoryUsage()
       return { rss, heapUsed }
     }
+    case 'prepare': {
+      const system = await loadSystem(request.system)
+      await system.prepare?.(request.ctx)
+      return undefined
+    }
+    case 'seed': {
+      const system = await loadSystem(request.system)
+      if (!system.seedDelayed) throw new Error(`${request.system} cannot seed delayed messages`)
+      const started = performance.now()
+      await system.seedDelayed(request.ctx, request.queue, request.count, request.delayMs)
+      return performance.now() - started
+    }
+    case 'transactions': {
+      // Loaded on demand, like the systems: an agent that never runs it never loads pg.
+      const { measureTransactions } = await import('./transactions.ts')
+      return measureTransactions(await loadSystem(request.system), request.ctx, request.queue, request.count)
+    }
   }
 }
 

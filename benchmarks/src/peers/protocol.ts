@@ -34,6 +34,12 @@ export type AgentRequest =
   | { t: 'cleanup'; system: SystemName; ctx: BenchContext; queue: string }
   /** Memory now. */
   | { t: 'memory' }
+  /** Reset a system's server-side state and migrate it (before a scenario's clock starts). */
+  | { t: 'prepare'; system: SystemName; ctx: BenchContext }
+  /** Enqueue `count` messages due in `delayMs` on `queue`; replies with the time taken (ms). */
+  | { t: 'seed'; system: SystemName; ctx: BenchContext; queue: string; count: number; delayMs: number }
+  /** Time `count` transactions with and without one enqueue inside each; replies with a `TransactionSample`. */
+  | { t: 'transactions'; system: SystemName; ctx: BenchContext; queue: string; count: number }
 
 export type AgentEnvelope = AgentRequest & { id: number }
 
@@ -45,6 +51,22 @@ export interface SessionStats {
   /** Highest RSS sampled while the consumer ran (bytes). */
   peakRss: number
   rss: number
+}
+
+/** What the transaction scenario measured in an agent (times per transaction, ms). */
+export interface TransactionSample {
+  count: number
+  /** BEGIN, the application's INSERT, COMMIT. */
+  baselineMedianMs: number
+  baselineMeanMs: number
+  /** The same with one enqueue before COMMIT. */
+  withSendMedianMs: number
+  withSendMeanMs: number
+  /** Statements sent on the application's connection per transaction, without and with the enqueue. */
+  baselineStatements: number
+  withSendStatements: number
+  /** Statements the system ran on connections of its own per send (undefined: it cannot tell). */
+  outsideStatements: number | undefined
 }
 
 export interface MemorySample {

@@ -11,6 +11,9 @@ export const LABELS: Record<SystemName, string> = {
   'raw-amqp': 'raw amqplib',
   'tq-sqs': 'tq · SQS (fauxqs)',
   'tq-stub': 'tq · StubBroker',
+  'tq-postgres': 'tq · PostgreSQL',
+  'graphile-worker': 'graphile-worker',
+  'pg-boss': 'pg-boss',
 }
 
 /** The tq system a peer or ceiling is compared with. */
@@ -19,6 +22,8 @@ export const COUNTERPART: Partial<Record<SystemName, SystemName>> = {
   'bee-queue': 'tq-redis',
   'raw-redis': 'tq-redis',
   'raw-amqp': 'tq-rabbitmq',
+  'graphile-worker': 'tq-postgres',
+  'pg-boss': 'tq-postgres',
 }
 
 export function e2e(
@@ -28,6 +33,25 @@ export function e2e(
   processes: number,
 ): EndToEndResult | undefined {
   return report.endToEnd.find((r) => r.system === system && r.concurrency === concurrency && r.processes === processes)
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+}
+
+/** The median rate of a cell's rounds (the PostgreSQL section reports medians; the row itself is the best round). */
+export function e2eMedian(
+  report: BenchReport,
+  system: SystemName,
+  concurrency: number,
+  processes: number,
+): number | undefined {
+  const row = e2e(report, system, concurrency, processes)
+  if (!row) return undefined
+  return row.rounds.length ? median(row.rounds) : row.rate
 }
 
 export function ratio(a: number | undefined, b: number | undefined): number | undefined {

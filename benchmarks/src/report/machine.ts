@@ -1,7 +1,9 @@
 // Facts about the machine and the servers, for the report header.
+import { createRequire } from 'node:module'
 import { cpus, loadavg, release, totalmem, type } from 'node:os'
 import { connect } from 'amqplib'
 import { Redis } from 'ioredis'
+import { postgresVersion } from '../peers/pg.ts'
 import type { MachineFacts } from './types.ts'
 
 export async function redisVersion(url: string): Promise<string> {
@@ -26,7 +28,21 @@ export async function rabbitmqVersion(url: string): Promise<string> {
   }
 }
 
-export async function machineFacts(redisUrl: string, amqpUrl: string): Promise<MachineFacts> {
+/** Installed versions of the peer libraries (as the report states them). */
+export function libraryVersions(): Record<string, string> {
+  const require = createRequire(import.meta.url)
+  const versions: Record<string, string> = {}
+  for (const name of ['bullmq', 'bee-queue', 'graphile-worker', 'pg-boss', 'pg']) {
+    try {
+      versions[name] = (require(`${name}/package.json`) as { version: string }).version
+    } catch {
+      // not installed: not stated
+    }
+  }
+  return versions
+}
+
+export async function machineFacts(redisUrl: string, amqpUrl: string, pgUrl: string): Promise<MachineFacts> {
   const cpu = cpus()
   return {
     cpuModel: cpu[0]?.model.trim() ?? '?',
@@ -36,6 +52,8 @@ export async function machineFacts(redisUrl: string, amqpUrl: string): Promise<M
     node: process.version,
     redis: await redisVersion(redisUrl),
     rabbitmq: await rabbitmqVersion(amqpUrl).catch(() => 'unreachable'),
+    postgres: await postgresVersion(pgUrl),
+    versions: libraryVersions(),
     loadStart: loadavg()[0] ?? 0,
     loadEnd: 0,
   }

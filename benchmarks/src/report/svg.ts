@@ -1,8 +1,8 @@
-// docs/benchmarks.svg: grouped bars, drawn by hand (no chart library).
+// docs/benchmarks.svg and docs/benchmarks-postgres.svg: grouped bars, drawn by hand (no chart library).
 // Top: end-to-end throughput per (worker processes × concurrency), one bar per system.
 // Bottom: bulk enqueue throughput per system.
 import type { SystemName } from '../peers/types.ts'
-import { LABELS, e2e } from './analysis.ts'
+import { LABELS, e2e, e2eMedian } from './analysis.ts'
 import type { BenchReport } from './types.ts'
 
 const COLORS: Record<SystemName, string> = {
@@ -14,10 +14,15 @@ const COLORS: Record<SystemName, string> = {
   'raw-amqp': '#b2bec3',
   'tq-sqs': '#27ae60',
   'tq-stub': '#8e44ad',
+  'tq-postgres': '#c0392b',
+  'graphile-worker': '#16a085',
+  'pg-boss': '#2c3e50',
 }
 // The in-memory StubBroker runs an order of magnitude faster than anything on a network and
 // would flatten every other bar: it stays in the tables only.
+// The PostgreSQL systems have a chart of their own (renderPostgresChart).
 const ORDER: SystemName[] = ['tq-redis', 'bullmq', 'bee-queue', 'raw-redis', 'tq-rabbitmq', 'raw-amqp', 'tq-sqs']
+const POSTGRES_ORDER: SystemName[] = ['tq-postgres', 'graphile-worker', 'pg-boss']
 
 const WIDTH = 980
 const BAR = 14
@@ -86,11 +91,59 @@ function panel(title: string, groups: Group[], top: number, height: number): str
   return out.join('\n')
 }
 
-export function renderChart(report: BenchReport): string {
+interface Chart {
+  title: string
+  subtitle: string
+  systems: SystemName[]
+  e2eTitle: string
+  e2eGroups: Group[]
+  enqueueGroups: Group[]
+}
+
+function draw(report: BenchReport, chart: Chart): string {
+  const legendY = 44
+  const legend = chart.systems
+    .map((system, i) => {
+      const x = 70 + (i % 4) * 225
+      const yy = legendY + Math.floor(i / 4) * 18
+      return `<rect x="${x}" y="${yy - 10}" width="12" height="12" fill="${COLORS[system]}"/><text x="${x + 17}" y="${yy}" font-size="12" ${FONT}>${esc(LABELS[system])}</text>`
+    })
+    .join('\n')
+  const legendHeight = Math.ceil(chart.systems.length / 4) * 18
+  const e2eTop = legendY + legendHeight + 6
+  const e2eHeight = 330
+  const enqTop = e2eTop + e2eHeight + 10
+  const enqHeight = 250
+  const height = enqTop + enqHeight + 26
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="70" y="22" font-size="17" font-weight="700" ${FONT}>${esc(chart.title)}</text>`,
+    legend,
+    panel(chart.e2eTitle, chart.e2eGroups, e2eTop, e2eHeight),
+    panel(`Enqueue: bulk calls of ${report.settings.batch} (higher is better)`, chart.enqueueGroups, enqTop, enqHeight),
+    `<text x="70" y="${height - 8}" font-size="10.5" fill="#666" ${FONT}>${esc(chart.subtitle)}</text>`,
+    `</svg>`,
+    '',
+  ].join('\n')
+}
+
+/** Systems of `order` with a number in the report. */
+function presentSystems(report: BenchReport, order: SystemName[]): SystemName[] {
   const present = new Set(report.endToEnd.map((r) => r.system))
   for (const e of report.enqueue) if (Number.isFinite(e.bulkRate)) present.add(e.system)
-  const systems = ORDER.filter((s) => present.has(s))
+  return order.filter((s) => present.has(s))
+}
 
+function enqueueGroups(report: BenchReport, systems: SystemName[]): Group[] {
+  return systems
+    .map((system) => ({ system, value: report.enqueue.find((e) => e.system === system)?.bulkRate ?? NaN }))
+    .filter((b) => Number.isFinite(b.value))
+    .map((bar) => ({ label: LABELS[bar.system].replace(' (fauxqs)', ''), bars: [bar] }))
+}
+
+export function renderChart(report: BenchReport): string {
+  const systems = presentSystems(report, ORDER)
   const e2eGroups: Group[] = []
   for (const p of report.settings.processes) {
     for (const c of report.settings.concurrencies) {
@@ -100,38 +153,50 @@ export function renderChart(report: BenchReport): string {
       if (bars.length) e2eGroups.push({ label: `${p} worker${p > 1 ? 's' : ''} × c=${c}`, bars })
     }
   }
-  const enqueueGroups: Group[] = systems
-    .map((system) => ({ system, value: report.enqueue.find((e) => e.system === system)?.bulkRate ?? NaN }))
-    .filter((b) => Number.isFinite(b.value))
-    .map((bar) => ({ label: LABELS[bar.system].replace(' (fauxqs)', ''), bars: [bar] }))
-
-  const legendY = 44
-  const legend = systems
-    .map((system, i) => {
-      const x = 70 + (i % 4) * 225
-      const yy = legendY + Math.floor(i / 4) * 18
-      return `<rect x="${x}" y="${yy - 10}" width="12" height="12" fill="${COLORS[system]}"/><text x="${x + 17}" y="${yy}" font-size="12" ${FONT}>${esc(LABELS[system])}</text>`
-    })
-    .join('\n')
-  const legendHeight = Math.ceil(systems.length / 4) * 18
-  const e2eTop = legendY + legendHeight + 6
-  const e2eHeight = 330
-  const enqTop = e2eTop + e2eHeight + 10
-  const enqHeight = 250
-  const height = enqTop + enqHeight + 26
   const m = report.machine
-  const subtitle =
-    `${report.mode === 'quick' ? 'QUICK run (small N) — ' : ''}${report.settings.n.toLocaleString('en-US')} no-op messages per run · ` +
-    `${m.cpuModel}, ${m.cores} cores · Node ${m.node} · Redis ${m.redis} · RabbitMQ ${m.rabbitmq} · tq · StubBroker (in memory) is in the tables only`
-  return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}">`,
-    `<rect width="100%" height="100%" fill="#fff"/>`,
-    `<text x="70" y="22" font-size="17" font-weight="700" ${FONT}>tq vs BullMQ, bee-queue and raw clients — same machine, same servers</text>`,
-    legend,
-    panel('End to end: queue filled first, then drained (higher is better)', e2eGroups, e2eTop, e2eHeight),
-    panel(`Enqueue: bulk calls of ${report.settings.batch} (higher is better)`, enqueueGroups, enqTop, enqHeight),
-    `<text x="70" y="${height - 8}" font-size="10.5" fill="#666" ${FONT}>${esc(subtitle)}</text>`,
-    `</svg>`,
-    '',
-  ].join('\n')
+  return draw(report, {
+    title: 'tq vs BullMQ, bee-queue and raw clients — same machine, same servers',
+    subtitle:
+      `${report.mode === 'quick' ? 'QUICK run (small N) — ' : ''}${report.settings.n.toLocaleString('en-US')} no-op messages per run · ` +
+      `${m.cpuModel}, ${m.cores} cores · Node ${m.node} · Redis ${m.redis} · RabbitMQ ${m.rabbitmq} · tq · StubBroker (in memory) is in the tables only`,
+    systems,
+    e2eTitle: 'End to end: queue filled first, then drained (higher is better)',
+    e2eGroups,
+    enqueueGroups: enqueueGroups(report, systems),
+  })
+}
+
+/** docs/benchmarks-postgres.svg: tq on PostgreSQL, graphile-worker and pg-boss (medians of the rounds). */
+export function renderPostgresChart(report: BenchReport): string {
+  const systems = presentSystems(report, POSTGRES_ORDER)
+  const e2eGroups: Group[] = []
+  for (const p of report.settings.processes) {
+    for (const c of report.settings.concurrencies) {
+      const bars = systems
+        .map((system) => ({ system, value: e2eMedian(report, system, c, p) ?? NaN }))
+        .filter((b) => Number.isFinite(b.value))
+      if (bars.length) e2eGroups.push({ label: `${p} worker${p > 1 ? 's' : ''} × c=${c}`, bars })
+    }
+  }
+  const delayed = report.delayed ?? []
+  const first = delayed[0]
+  if (first) {
+    const bars = systems
+      .map((system) => ({ system, value: delayed.find((d) => d.system === system)?.rate ?? NaN }))
+      .filter((b) => Number.isFinite(b.value))
+    const backlog =
+      first.backlog >= 1_000_000 ? `${first.backlog / 1_000_000} M` : `${Math.round(first.backlog / 1000)}k`
+    if (bars.length) e2eGroups.push({ label: `1 × c=${first.concurrency}, ${backlog} delayed`, bars })
+  }
+  const m = report.machine
+  return draw(report, {
+    title: 'tq on PostgreSQL vs graphile-worker and pg-boss — same machine, same server',
+    subtitle:
+      `${report.mode === 'quick' ? 'QUICK run (small N) — ' : ''}${report.settings.n.toLocaleString('en-US')} no-op messages per run, ` +
+      `median of ${report.settings.rounds} round${report.settings.rounds > 1 ? 's' : ''} · ${m.cpuModel}, ${m.cores} cores · Node ${m.node} · PostgreSQL ${m.postgres ?? '?'}`,
+    systems,
+    e2eTitle: 'End to end: queue filled first, then drained (higher is better)',
+    e2eGroups,
+    enqueueGroups: enqueueGroups(report, systems),
+  })
 }

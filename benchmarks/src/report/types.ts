@@ -9,6 +9,10 @@ export interface MachineFacts {
   node: string
   redis: string
   rabbitmq: string
+  /** PostgreSQL server version (absent in reports from before the PostgreSQL systems). */
+  postgres?: string
+  /** Installed versions of the peer libraries and clients (absent in older reports). */
+  versions?: Record<string, string>
   /** 1-minute load average when the run started and when it ended (other work on the machine). */
   loadStart: number
   loadEnd: number
@@ -42,6 +46,12 @@ export interface Settings {
   memoryConcurrency: number
   tqMiddleware: 'default' | 'none'
   systems: SystemName[]
+  /** PostgreSQL: delayed messages present during the backlog scenario, its due messages and concurrency. */
+  delayedBacklog?: number
+  delayedN?: number
+  delayedConcurrency?: number
+  /** PostgreSQL: transactions timed per kind (with and without an enqueue). */
+  txCount?: number
 }
 
 export interface EndToEndResult {
@@ -103,6 +113,37 @@ export interface MemoryResult {
   series: MemoryPoint[]
 }
 
+export interface DelayedBacklogResult {
+  system: SystemName
+  /** Delayed messages (due in a day) in the table during the drain. */
+  backlog: number
+  /** Due messages drained per round, at `concurrency`. */
+  n: number
+  concurrency: number
+  seedMs: number
+  /** Median of `rounds` (messages / s, worker start → last message processed). */
+  rate: number
+  rounds: number[]
+  /** A round hit the time limit: its rate counts the messages that ran in it. */
+  partial?: boolean
+}
+
+export interface TransactionCostResult {
+  system: SystemName
+  count: number
+  baselineMedianMs: number
+  baselineMeanMs: number
+  withSendMedianMs: number
+  withSendMeanMs: number
+  baselineStatements: number
+  withSendStatements: number
+  outsideStatements: number | undefined
+  /** withSend − baseline, medians (ms). */
+  extraMs: number
+  /** Statements the enqueue added to the transaction. */
+  extraStatements: number
+}
+
 export interface Failure {
   scenario: string
   system: SystemName
@@ -120,5 +161,8 @@ export interface BenchReport {
   enqueue: EnqueueResult[]
   latency: LatencyResult[]
   memory: MemoryResult[]
+  /** PostgreSQL scenarios (absent in reports from before them). */
+  delayed?: DelayedBacklogResult[]
+  transactions?: TransactionCostResult[]
   failures: Failure[]
 }
