@@ -10,7 +10,8 @@
 // Options: --n N, --n-c1 N (messages per run at concurrency 1; default N), --redis-url redis://127.0.0.1:6379/10, --redis-db D, --amqp-url amqp://…,
 // --pg-url postgres://postgres@127.0.0.1:5432/test, --out FILE, --docs / --no-docs,
 // --systems tq-redis,bullmq,…, --no-sqs, --no-postgres,
-// --sections enqueue,e2e,latency,memory,delayed,transactions, --backlog N (delayed messages present
+// --sections enqueue,e2e,cold,latency,memory,delayed,transactions (cold: a fresh worker process per run drains
+// the first 20 000 messages, its GC profiled), --backlog N (delayed messages present
 // in the PostgreSQL backlog scenario), --tx N (transactions timed per kind),
 // --middleware default|none, --profile DIR (CPU profiles
 // of the agent processes, `node --cpu-prof`), --memory-processed N, --concurrency 1,8,100,
@@ -37,11 +38,13 @@ import { Redis } from 'ioredis'
 import { DEFAULT_PG_URL, dropBenchSchemas } from './peers/pg.ts'
 import { now, type AgentMessage, type AgentRequest, type MemorySample, type SessionStats } from './peers/protocol.ts'
 import { SYSTEMS, isPostgres, type BenchContext, type SystemName } from './peers/types.ts'
+import { coldSection } from './cold-section.ts'
 import { delayedBacklogSection, transactionSection, type Harness } from './postgres-sections.ts'
 import { machineFacts } from './report/machine.ts'
 import { writeDocs } from './report/markdown.ts'
 import type {
   BenchReport,
+  ColdResult,
   DelayedBacklogResult,
   EndToEndResult,
   EnqueueResult,
@@ -59,7 +62,7 @@ const repoRoot = resolve(benchDir, '..')
 
 // ---- options -----------------------------------------------------------------------------
 
-const SECTIONS = ['enqueue', 'e2e', 'latency', 'memory', 'delayed', 'transactions'] as const
+const SECTIONS = ['enqueue', 'e2e', 'cold', 'latency', 'memory', 'delayed', 'transactions'] as const
 type Section = (typeof SECTIONS)[number]
 
 interface Options {
@@ -232,6 +235,7 @@ const settings: Settings = {
   delayedN: N,
   delayedConcurrency: 8,
   txCount: opts.tx ?? (quick ? 200 : 2000),
+  coldN: quick ? 500 : 20_000,
 }
 /** Only PostgreSQL systems: results of their own, so that the main report (latest.json) stays. */
 const postgresOnly = settings.systems.length > 0 && settings.systems.every(isPostgres)
@@ -789,6 +793,7 @@ async function main(): Promise<number> {
   const t0 = performance.now()
   const delayed: DelayedBacklogResult[] = []
   const transactions: TransactionCostResult[] = []
+  const cold: ColdResult[] = []
   await redis.connect()
   const machine = await machineFacts(ctx.redisUrl, ctx.amqpUrl, ctx.pgUrl)
   log(`tq benchmark${quick ? ' (--quick)' : ''}: ${fmt(N)} messages per run, tq middleware: ${settings.tqMiddleware}`)
@@ -840,6 +845,7 @@ async function main(): Promise<number> {
     }
     await timed('delayed', async () => void delayed.push(...(await delayedBacklogSection(harness))))
     await timed('transactions', async () => void transactions.push(...(await transactionSection(harness))))
+    await timed('cold', async () => void cold.push(...(await coldSection(harness, settings.coldN ?? N))))
   } finally {
     await Promise.all(pool.map((agent) => agent.close()))
     await resetRedis().catch(() => undefined)
@@ -871,6 +877,7 @@ async function main(): Promise<number> {
     memory,
     delayed,
     transactions,
+    cold,
     failures,
   }
   mkdirSync(dirname(outFile), { recursive: true })

@@ -164,6 +164,18 @@ describe('pnpm bench -- --quick', () => {
     expect(report.transactions?.find((t) => t.system === 'tq-postgres')?.outsideStatements).toBe(0)
   })
 
+  test('has the cold rows: a fresh worker per run, its GC profiled', () => {
+    for (const system of ['tq-redis', 'bullmq', 'bee-queue'] as const) {
+      for (const concurrency of report.settings.concurrencies) {
+        const row = report.cold?.find((c) => c.system === system && c.concurrency === concurrency)
+        expect(row, `${system} c=${concurrency}`).toBeDefined()
+        expect(row!.n).toBe(report.settings.coldN)
+        expect(positive(row!.rate) && positive(row!.bytesPerMessage), `${system} c=${concurrency}`).toBe(true)
+        expect(row!.gcMsPerMessage).toBeGreaterThanOrEqual(0)
+      }
+    }
+  })
+
   test('renders the Markdown section and the chart, and replaces the section on a second write', () => {
     const section = renderSection(report)
     for (const heading of [
@@ -171,6 +183,7 @@ describe('pnpm bench -- --quick', () => {
       '### End to end on Redis',
       '### Against the raw clients',
       '### Enqueue',
+      '### Cold: a fresh worker process',
       '### Idle latency',
       '### Worker memory',
     ]) {

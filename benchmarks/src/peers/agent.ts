@@ -2,7 +2,15 @@
 // orders (see protocol.ts). Started by src/bench.ts with `node --import tsx --conditions=@tq/source`,
 // or from a bundle with plain `node` for the memory scenario.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { PROGRESS_INTERVAL, now, type AgentEnvelope, type AgentMessage, type SessionStats } from './protocol.ts'
+import v8 from 'node:v8'
+import {
+  PROGRESS_INTERVAL,
+  now,
+  type AgentEnvelope,
+  type AgentMessage,
+  type GcStats,
+  type SessionStats,
+} from './protocol.ts'
 import { loadSystem, type ConsumerHandle, type Producer } from './types.ts'
 
 interface Session {
@@ -12,6 +20,30 @@ interface Session {
   lastAt: number
   peakRss: number
   timer: NodeJS.Timeout | undefined
+  /** With `measureGc`: the profiler and the used heap when it started. */
+  gc: { profiler: v8.GCProfiler | undefined; startUsed: number } | undefined
+}
+
+interface GcEntry {
+  cost: number
+  beforeGC: { heapStatistics: { usedHeapSize: number } }
+  afterGC: { heapStatistics: { usedHeapSize: number } }
+}
+
+/** Collections, their cost and the bytes allocated (heap growth between collections) since `start`. */
+function gcStats(gc: NonNullable<Session['gc']>): GcStats | undefined {
+  const profile = gc.profiler?.stop() as { statistics: GcEntry[] } | undefined
+  if (!profile) return undefined
+  let allocated = 0
+  let used = gc.startUsed
+  let micros = 0
+  for (const entry of profile.statistics) {
+    allocated += Math.max(0, entry.beforeGC.heapStatistics.usedHeapSize - used)
+    used = entry.afterGC.heapStatistics.usedHeapSize
+    micros += entry.cost
+  }
+  allocated += Math.max(0, v8.getHeapStatistics().used_heap_size - used)
+  return { collections: profile.statistics.length, ms: micros / 1000, allocated }
 }
 
 let session: Session | undefined
@@ -47,9 +79,11 @@ async function closeSession(): Promise<SessionStats> {
   session = undefined
   if (s.timer) clearInterval(s.timer)
   const rss = process.memoryUsage().rss
+  // Before stopping: the collections of the run, not of closing its connections.
+  const gc = s.gc ? gcStats(s.gc) : undefined
   await s.consumer?.stop()
   await s.producer?.close()
-  return { count: s.count, lastAt: s.lastAt, peakRss: Math.max(s.peakRss, rss), rss }
+  return { count: s.count, lastAt: s.lastAt, peakRss: Math.max(s.peakRss, rss), rss, ...(gc ? { gc } : {}) }
 }
 
 async function latency(request: Extract<AgentEnvelope, { t: 'latency' }>): Promise<number[]> {
@@ -89,7 +123,15 @@ async function handle(request: AgentEnvelope): Promise<unknown> {
     case 'open': {
       if (session) await closeSession()
       const system = await loadSystem(request.system)
-      const s: Session = { producer: undefined, consumer: undefined, count: 0, lastAt: 0, peakRss: 0, timer: undefined }
+      const s: Session = {
+        producer: undefined,
+        consumer: undefined,
+        count: 0,
+        lastAt: 0,
+        peakRss: 0,
+        timer: undefined,
+        gc: request.measureGc ? { profiler: undefined, startUsed: 0 } : undefined,
+      }
       session = s
       if (request.producer) s.producer = await system.producer(request.ctx, request.queue)
       if (request.concurrency !== undefined) {
@@ -121,6 +163,11 @@ async function handle(request: AgentEnvelope): Promise<unknown> {
       const s = current()
       if (!s.consumer) throw new Error('no consumer in this session')
       s.timer = setInterval(() => sample(s), PROGRESS_INTERVAL)
+      if (s.gc) {
+        s.gc.startUsed = v8.getHeapStatistics().used_heap_size
+        s.gc.profiler = new v8.GCProfiler()
+        s.gc.profiler.start()
+      }
       await s.consumer.start()
       return now()
     }

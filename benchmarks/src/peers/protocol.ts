@@ -11,6 +11,8 @@ export type AgentRequest =
       queue: string
       producer: boolean
       concurrency?: number
+      /** Measure the consumer's garbage collection from `go` to `stop` (`SessionStats.gc`). */
+      measureGc?: boolean
     }
   /** Enqueue `count` messages (values `start…`) with bulk calls of `batch`; replies with the time taken (ms). */
   | { t: 'fill'; count: number; start: number; batch: number }
@@ -51,6 +53,17 @@ export interface SessionStats {
   /** Highest RSS sampled while the consumer ran (bytes). */
   peakRss: number
   rss: number
+  /** With `measureGc`: collections, their time and the bytes allocated from `go` to `stop`. */
+  gc?: GcStats
+}
+
+/** What a consumer's garbage collector did while it ran (from `v8.GCProfiler`). */
+export interface GcStats {
+  collections: number
+  /** Time spent in collections (ms). */
+  ms: number
+  /** Bytes allocated on the JS heap: the growth between collections, summed. */
+  allocated: number
 }
 
 /** What the transaction scenario measured in an agent (times per transaction, ms). */

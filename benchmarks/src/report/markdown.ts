@@ -109,6 +109,39 @@ export function renderSection(report: BenchReport): string {
   )
   out.push('')
 
+  const cold = report.cold ?? []
+  if (cold.length > 0) {
+    out.push('### Cold: a fresh worker process, no warm-up (messages / s)')
+    out.push('')
+    out.push(
+      `What a deploy or an autoscaled worker sees: a worker process that has run nothing yet (no JIT, new ` +
+        `connections) drains the first ${(cold[0]?.n ?? 0).toLocaleString('en-US')} messages, queued before it starts. ` +
+        `Its garbage collector is profiled meanwhile (\`v8.GCProfiler\`): the time in collections and the JS heap ` +
+        `bytes allocated (the heap's growth between collections, summed), per message. Medians of the rounds.`,
+    )
+    out.push('')
+    out.push(
+      table(
+        ['System', 'c', 'cold msgs/s', 'warm msgs/s', 'cold / warm', 'GC µs / msg', 'allocated B / msg'],
+        cold.map((c) => {
+          const warm = report.endToEnd.find(
+            (e) => e.system === c.system && e.concurrency === c.concurrency && e.processes === 1,
+          )
+          return [
+            LABELS[c.system],
+            String(c.concurrency),
+            int(c.rate),
+            warm ? int(warm.rate) : '—',
+            warm ? `${(c.rate / warm.rate).toFixed(2)}×` : '—',
+            Number.isFinite(c.gcMsPerMessage) ? (c.gcMsPerMessage * 1000).toFixed(1) : '—',
+            Number.isFinite(c.bytesPerMessage) ? int(c.bytesPerMessage) : '—',
+          ]
+        }),
+      ),
+    )
+    out.push('')
+  }
+
   out.push('### Enqueue (messages / s)')
   out.push('')
   out.push(

@@ -52,6 +52,8 @@ export interface Settings {
   delayedConcurrency?: number
   /** PostgreSQL: transactions timed per kind (with and without an enqueue). */
   txCount?: number
+  /** Messages a fresh worker drains in the cold scenario. */
+  coldN?: number
 }
 
 export interface EndToEndResult {
@@ -164,5 +166,22 @@ export interface BenchReport {
   /** PostgreSQL scenarios (absent in reports from before them). */
   delayed?: DelayedBacklogResult[]
   transactions?: TransactionCostResult[]
+  /** Fresh worker processes, no warm-up (absent in reports from before it). */
+  cold?: ColdResult[]
   failures: Failure[]
+}
+
+/** One system at one concurrency, drained by a worker process that had run nothing before. */
+export interface ColdResult {
+  system: SystemName
+  concurrency: number
+  n: number
+  /** Median of the rounds (messages / s). */
+  rate: number
+  rounds: number[]
+  /** Garbage collection time per message (ms), median of the rounds. */
+  gcMsPerMessage: number
+  /** JS heap bytes allocated per message, median of the rounds. */
+  bytesPerMessage: number
+  collections: number
 }
