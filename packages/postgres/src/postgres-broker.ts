@@ -1,4 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto'
+import type {
+  Message} from '@tq/core';
 import {
   Broker,
   BrokerConnectionError,
@@ -10,14 +12,13 @@ import {
   type BrokerPlugin,
   type ConsumeOptions,
   type EnqueueOptions,
-  Message,
   type OutgoingMessage,
   type QueueCounts,
   type TqError,
   type TransactionExecutor,
   type TransmitOptions,
 } from '@tq/core'
-import { pollUntilEmpty, redrivenMessage, type JoinPollOptions } from '@tq/core/adapter'
+import { pollUntilEmpty, type JoinPollOptions } from '@tq/core/adapter'
 import { AmbientTransaction } from './ambient.ts'
 import { brokerSchema } from './broker-schema.ts'
 import { classifyPgError } from './classify-error.ts'
@@ -27,16 +28,15 @@ import { channelName } from './identifiers.ts'
 import { Maintenance } from './maintenance.ts'
 import { openPool } from './pool.ts'
 import { resolveSettings, type PostgresBrokerOptions, type PostgresSettings } from './options.ts'
-import type { PgPool, PgPoolClient } from './pg-types.ts'
+import type { PgPool } from './pg-types.ts'
 import { brokerQueries, type BrokerQueries } from './queries.ts'
 import { SchemaGate, migrate } from './schema.ts'
-import { inTransaction } from './transact.ts'
+import { insertValues } from './insert-values.ts'
+import { redrive, type RedriveHost } from './redrive.ts'
 import { AckBatcher } from './settle-batcher.ts'
 
 /** Most messages in one insert statement (bigger batches take several, in order). */
 const INSERT_CHUNK = 5000
-/** Dead letters moved per transaction by a redrive. */
-const REDRIVE_CHUNK = 100
 
 /**
  * The names of the prepared statements of a schema. Names longer than PostgreSQL's 63 bytes are
@@ -53,16 +53,6 @@ export interface PostgresDeadLetter {
   body: Uint8Array
   reason: string | null
   deadAt: Date
-}
-
-const asBuffer = (bytes: Uint8Array): Buffer =>
-  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-
-/** The ms until a message is due: its delay, or what is left of an eta it already carries. */
-function delayOf(out: OutgoingMessage): number {
-  if (out.delay !== undefined) return Math.max(0, out.delay)
-  const eta = out.message.options.eta
-  return typeof eta === 'number' && Number.isFinite(eta) ? Math.max(0, eta - Date.now()) : 0
 }
 
 /**
@@ -99,6 +89,7 @@ export class PostgresBroker extends Broker<PostgresConsumer | DelayQueueConsumer
   readonly #ambient = new AmbientTransaction()
   readonly #settled = new Notifier()
   readonly #host: PostgresConsumerHost
+  readonly #redriveHost: RedriveHost
   #consuming: Promise<void> | undefined
   #consumingReady = false
 
@@ -149,6 +140,14 @@ export class PostgresBroker extends Broker<PostgresConsumer | DelayQueueConsumer
         ),
     })
     const encoder = () => this.encoder
+    this.#redriveHost = {
+      pool: this.pool,
+      queries: this.#queries,
+      channel: this.#channel,
+      encoder,
+      beforeEnqueue: (message) => this.emitBefore('beforeEnqueue', message, undefined),
+      afterEnqueue: (message, body) => this.emitAfter('afterEnqueue', message, undefined, body),
+    }
     this.#host = {
       logger,
       get encoder() {
@@ -203,7 +202,7 @@ export class PostgresBroker extends Broker<PostgresConsumer | DelayQueueConsumer
     const transaction = options.transaction
     for (let start = 0; start < outgoing.length; start += INSERT_CHUNK) {
       const chunk = outgoing.length <= INSERT_CHUNK ? outgoing : outgoing.slice(start, start + INSERT_CHUNK)
-      const values = this.#insertValues(chunk)
+      const values = insertValues(chunk, this.#channel)
       try {
         if (transaction) await transaction.query(this.#queries.enqueue, values)
         else await this.pool.query({ name: this.#names.enqueue, text: this.#queries.enqueue, values })
@@ -211,24 +210,6 @@ export class PostgresBroker extends Broker<PostgresConsumer | DelayQueueConsumer
         throw classifyPgError(error)
       }
     }
-  }
-
-  #insertValues(chunk: readonly OutgoingMessage[]): unknown[] {
-    const n = chunk.length
-    const queues: string[] = new Array<string>(n)
-    const ids: string[] = new Array<string>(n)
-    const bodies: Buffer[] = new Array<Buffer>(n)
-    const delays: number[] = new Array<number>(n)
-    const distinct: string[] = []
-    for (let i = 0; i < n; i++) {
-      const out = chunk[i] as OutgoingMessage
-      queues[i] = out.canonical
-      ids[i] = out.message.messageId
-      bodies[i] = asBuffer(out.body)
-      delays[i] = delayOf(out)
-      if (!distinct.includes(out.canonical)) distinct.push(out.canonical)
-    }
-    return [queues, ids, bodies, delays, this.#channel, distinct]
   }
 
   // ---- consume ----
@@ -329,44 +310,7 @@ export class PostgresBroker extends Broker<PostgresConsumer | DelayQueueConsumer
     const canonical = qName(queueName)
     if (!this.queues.has(canonical)) throw new QueueNotFoundError(canonical)
     await this.#ready()
-    const limit = options.limit ?? Infinity
-    let moved = 0
-    let after = '0'
-    while (moved < limit) {
-      const take = Math.min(REDRIVE_CHUNK, limit - moved)
-      const batch = await this.#inTransaction(async (client) => {
-        const { rows } = await client.query<{ id: string; body: Buffer }>(this.#queries.lockDead, [
-          canonical,
-          take,
-          after,
-        ])
-        const last = rows[rows.length - 1]
-        if (!last) return undefined
-        const outgoing: OutgoingMessage[] = []
-        const movedIds: string[] = []
-        for (const row of rows) {
-          let message: Message
-          try {
-            message = redrivenMessage(Message.decode(row.body, this.encoder))
-          } catch {
-            continue
-          }
-          await this.emitBefore('beforeEnqueue', message, undefined)
-          outgoing.push({ message, body: message.encode(this.encoder), canonical, delay: undefined })
-          movedIds.push(row.id)
-        }
-        if (outgoing.length > 0) {
-          await client.query(this.#queries.enqueue, this.#insertValues(outgoing))
-          await client.query(this.#queries.deleteDead, [movedIds])
-        }
-        return { last: last.id, outgoing }
-      })
-      if (!batch) break
-      after = batch.last
-      moved += batch.outgoing.length
-      for (const out of batch.outgoing) await this.emitAfter('afterEnqueue', out.message, undefined, out.body)
-    }
-    return moved
+    return redrive(this.#redriveHost, canonical, options.limit ?? Infinity)
   }
 
   // ---- flush ----
@@ -449,10 +393,6 @@ export class PostgresBroker extends Broker<PostgresConsumer | DelayQueueConsumer
     } catch (error) {
       throw classifyPgError(error)
     }
-  }
-
-  #inTransaction<T>(fn: (client: PgPoolClient) => Promise<T>): Promise<T> {
-    return inTransaction(this.pool, fn)
   }
 }
 

@@ -72,6 +72,11 @@ afterAll(async () => {
 
 class Rollback extends Error {}
 
+/** The end of a transaction the test rolled back by throwing `Rollback`; any other error fails. */
+function rolledBack(error: unknown): void {
+  if (!(error instanceof Rollback)) throw error
+}
+
 /**
  * Each library's way to run `body` in a transaction, committing or rolling back; `body` gets
  * the executor and a way to write an application row in the same transaction.
@@ -112,9 +117,7 @@ const libraries: Library[] = [
           })
           if (!commit) throw new Rollback()
         })
-        .catch((error: unknown) => {
-          if (!(error instanceof Rollback)) throw error
-        })
+        .catch(rolledBack)
     },
   },
   {
@@ -127,9 +130,7 @@ const libraries: Library[] = [
           })
           if (!commit) throw new Rollback()
         })
-        .catch((error: unknown) => {
-          if (!(error instanceof Rollback)) throw error
-        })
+        .catch(rolledBack)
     },
   },
   {
@@ -143,9 +144,7 @@ const libraries: Library[] = [
           })
           if (!commit) throw new Rollback()
         })
-        .catch((error: unknown) => {
-          if (!(error instanceof Rollback)) throw error
-        })
+        .catch(rolledBack)
     },
   },
   {
@@ -158,9 +157,7 @@ const libraries: Library[] = [
           })
           if (!commit) throw new Rollback()
         })
-        .catch((error: unknown) => {
-          if (!(error instanceof Rollback)) throw error
-        })
+        .catch(rolledBack)
     },
   },
   {
@@ -173,9 +170,7 @@ const libraries: Library[] = [
           })
           if (!commit) throw new Rollback()
         })
-        .catch((error: unknown) => {
-          if (!(error instanceof Rollback)) throw error
-        })
+        .catch(rolledBack)
     },
   },
   {
@@ -188,9 +183,7 @@ const libraries: Library[] = [
           })
           if (!commit) throw new Rollback()
         })
-        .catch((error: unknown) => {
-          if (!(error instanceof Rollback)) throw error
-        })
+        .catch(rolledBack)
     },
   },
 ]
