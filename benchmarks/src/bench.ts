@@ -19,10 +19,10 @@
 // With 2 processes, agent1 only consumes: profile it for the worker's hot path.
 //
 // How it works: this process only orchestrates. Producers and consumers run in agent processes
-// (src/peers/agent.ts, started as `node --import tsx --conditions=@tq/source agent.ts`) that
-// report how many messages their no-op handlers ran, and when the last one ran, over IPC. The
-// memory scenario runs its consumer in a fresh process from a bundle, under plain `node`, so
-// that the TypeScript loader's memory does not count. See docs/benchmarks.md for the method.
+// (src/peers/agent.ts, bundled by esbuild and started under plain `node`) that
+// report how many messages their no-op handlers ran, and when the last one ran, over IPC: no
+// TypeScript loader costs CPU or memory in them. The memory and cold scenarios run their
+// consumer in a fresh process. See docs/benchmarks.md for the method.
 //
 // A run of PostgreSQL systems only (--systems tq-postgres,graphile-worker,pg-boss) writes
 // benchmarks/results/postgres.json and only the PostgreSQL part of the docs, leaving the rest.
@@ -276,7 +276,7 @@ class Agent {
 
   constructor(label: string, script: string, execArgv: string[]) {
     this.label = label
-    // One folder per agent: under tsx the loader thread writes a profile of its own (the smaller file).
+    // One folder per agent.
     const profileArgs = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(opts.profile, `${label}-${runId}`)}`] : []
     this.child = fork(script, [], {
       cwd: benchDir,
@@ -334,13 +334,21 @@ class Agent {
   }
 }
 
-const TSX_ARGV = ['--import', 'tsx', '--conditions=@tq/source']
 const agentScript = join(here, 'peers', 'agent.ts')
 const pool: Agent[] = []
+/**
+ * Every agent runs the bundled agent under plain `node`, as an application runs its compiled
+ * code: under tsx, every function tq creates per message would also pay for the `__name`
+ * calls tsx adds (about 5 % of the worker's CPU at c=8), which no user runs.
+ */
+const bundleDir = join(benchDir, 'node_modules', '.cache', 'tq-bench', runId)
+let agentBundle: Promise<string> | undefined
 
 async function ensurePool(size: number): Promise<Agent[]> {
+  agentBundle ??= bundleAgent(bundleDir)
+  const bundle = await agentBundle
   for (let i = 0; i < size; i++) {
-    if (!pool[i]?.alive) pool[i] = new Agent(`agent${i}`, agentScript, TSX_ARGV)
+    if (!pool[i]?.alive) pool[i] = new Agent(`agent${i}`, bundle, [])
   }
   await Promise.all(pool.slice(0, size).map((a) => a.ready))
   return pool.slice(0, size)
@@ -632,6 +640,7 @@ async function latencySection(): Promise<void> {
 
 /** Bundle the agent (workspace sources included, npm packages left external) for plain `node`. */
 async function bundleAgent(dir: string): Promise<string> {
+  mkdirSync(dir, { recursive: true })
   const { build } = await import('esbuild')
   await build({
     entryPoints: [agentScript],
@@ -757,10 +766,9 @@ async function memorySection(): Promise<void> {
     `\nworker memory (RSS of a fresh worker process under plain node, concurrency ${settings.memoryConcurrency}; ` +
       `the producer keeps the backlog near ${fmt(settings.memoryQueued)})`,
   )
-  const dir = join(benchDir, 'node_modules', '.cache', 'tq-bench', runId)
-  mkdirSync(dir, { recursive: true })
-  try {
-    const bundle = await bundleAgent(dir)
+  {
+    agentBundle ??= bundleAgent(bundleDir)
+    const bundle = await agentBundle
     // The quick mode checks the harness: tq on Redis only (the peers' runs cost seconds each).
     const runs: Array<[SystemName, number]> = [
       ['tq-redis', settings.memoryProcessed],
@@ -775,8 +783,6 @@ async function memorySection(): Promise<void> {
     for (const [system, processed] of runs) {
       if (enabled(system)) await memoryRun(bundle, system, settings.memoryQueued, processed)
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
   }
 }
 
@@ -848,6 +854,7 @@ async function main(): Promise<number> {
     await timed('cold', async () => void cold.push(...(await coldSection(harness, settings.coldN ?? N))))
   } finally {
     await Promise.all(pool.map((agent) => agent.close()))
+    rmSync(bundleDir, { recursive: true, force: true })
     await resetRedis().catch(() => undefined)
     if (settings.systems.some(isPostgres)) await dropBenchSchemas(ctx.pgUrl).catch(() => undefined)
     redis.disconnect()

@@ -15,6 +15,7 @@ import {
   TransactionUnsupportedError,
   errorMessage,
 } from './errors.ts'
+import { RESOLVED, isThenable } from './internal/promises.ts'
 import { errorMeta, noopLogger, type Logger } from './logger.ts'
 import type { Message } from './message.ts'
 import type { MessageProxy } from './message-proxy.ts'
@@ -156,33 +157,98 @@ export abstract class Broker<C extends Consumer = Consumer> {
     try {
       hook.call(m, this, ...args)
     } catch (error) {
-      this.logger.error(`Unhandled error in ${m.constructor.name}.${name}`, errorMeta(error))
+      this.#hookFailed(m, name, error)
     }
   }
 
   /** Run `before<Signal>` hooks in list order. `SkipMessage` propagates; other errors are logged. */
-  async emitBefore<N extends AsyncHookName>(name: N, ...args: HookArgs<N>): Promise<void> {
-    for (const m of this.#hooks(name)) {
-      try {
-        await (m[name] as (broker: Broker, ...a: unknown[]) => unknown).call(m, this, ...args)
-      } catch (error) {
-        if (error instanceof SkipMessage) throw error
-        this.logger.error(`Unhandled error in ${m.constructor.name}.${name}`, errorMeta(error))
-      }
+  emitBefore<N extends AsyncHookName>(name: N, ...args: HookArgs<N>): Promise<void> {
+    try {
+      return this.runBefore(name, ...args) ?? RESOLVED
+    } catch (error) {
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- a SkipMessage, as thrown
+      return Promise.reject(error)
     }
   }
 
   /** Run `after<Signal>` hooks in reverse list order; every error is logged and swallowed. */
-  async emitAfter<N extends AsyncHookName>(name: N, ...args: HookArgs<N>): Promise<void> {
+  emitAfter<N extends AsyncHookName>(name: N, ...args: HookArgs<N>): Promise<void> {
+    return this.runAfter(name, ...args) ?? RESOLVED
+  }
+
+  /**
+   * `emitBefore` that costs no promise when none is needed: the hooks run in list order, and it
+   * returns `undefined` when every one returned synchronously, else a promise for the rest of
+   * the run. A `SkipMessage` is thrown (or rejects that promise). The worker's hot path uses it.
+   */
+  runBefore<N extends AsyncHookName>(name: N, ...args: HookArgs<N>): Promise<void> | undefined {
+    const hooks = this.#hooks(name)
+    for (let i = 0; i < hooks.length; i++) {
+      const pending = this.#invoke(hooks[i] as Middleware, name, args, true)
+      if (pending) return this.#finishBefore(hooks, i, pending, name, args)
+    }
+    return undefined
+  }
+
+  /** `emitAfter` that returns `undefined` when every hook returned synchronously. Never throws. */
+  runAfter<N extends AsyncHookName>(name: N, ...args: HookArgs<N>): Promise<void> | undefined {
     const hooks = this.#hooks(name)
     for (let i = hooks.length - 1; i >= 0; i--) {
+      const pending = this.#invoke(hooks[i] as Middleware, name, args, false)
+      if (pending) return this.#finishAfter(hooks, i, pending, name, args)
+    }
+    return undefined
+  }
+
+  /** Call one hook: its promise if it returned one; errors logged (a before hook's `SkipMessage` thrown). */
+  #invoke(m: Middleware, name: AsyncHookName, args: unknown[], before: boolean): PromiseLike<unknown> | undefined {
+    try {
+      const out = (m[name] as (broker: Broker, ...a: unknown[]) => unknown).call(m, this, ...args)
+      return isThenable(out) ? out : undefined
+    } catch (error) {
+      if (before && error instanceof SkipMessage) throw error
+      this.#hookFailed(m, name, error)
+      return undefined
+    }
+  }
+
+  async #finishBefore(
+    hooks: Middleware[],
+    index: number,
+    pending: PromiseLike<unknown>,
+    name: AsyncHookName,
+    args: unknown[],
+  ): Promise<void> {
+    for (let i = index; i < hooks.length; i++) {
       const m = hooks[i] as Middleware
       try {
-        await (m[name] as (broker: Broker, ...a: unknown[]) => unknown).call(m, this, ...args)
+        await (i === index ? pending : this.#invoke(m, name, args, true))
       } catch (error) {
-        this.logger.error(`Unhandled error in ${m.constructor.name}.${name}`, errorMeta(error))
+        if (error instanceof SkipMessage) throw error
+        this.#hookFailed(m, name, error)
       }
     }
+  }
+
+  async #finishAfter(
+    hooks: Middleware[],
+    index: number,
+    pending: PromiseLike<unknown>,
+    name: AsyncHookName,
+    args: unknown[],
+  ): Promise<void> {
+    for (let i = index; i >= 0; i--) {
+      const m = hooks[i] as Middleware
+      try {
+        await (i === index ? pending : this.#invoke(m, name, args, false))
+      } catch (error) {
+        this.#hookFailed(m, name, error)
+      }
+    }
+  }
+
+  #hookFailed(m: Middleware, name: HookName, error: unknown): void {
+    this.logger.error(`Unhandled error in ${m.constructor.name}.${name}`, errorMeta(error))
   }
 
   /** Synchronous emission for declare hooks. */

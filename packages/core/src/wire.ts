@@ -95,19 +95,27 @@ export function optionsToWire(options: Record<string, unknown>): Record<string, 
 }
 
 export function optionsFromWire(options: Record<string, unknown>, path = 'options'): Record<string, unknown> {
-  const entries: Array<[string, unknown]> = []
-  for (const key of Object.keys(options)) {
+  // Built in place (every delivery goes through here): no entries array, no fromEntries.
+  const out: Record<string, unknown> = {}
+  for (const key in options) {
+    if (!Object.hasOwn(options, key)) continue
     const value = options[key]
     if (key === 'pipe_target' && value !== null && value !== undefined)
-      entries.push(['pipeTarget', fieldsFromWire(value, `${path}.pipe_target`)])
+      out['pipeTarget'] = fieldsFromWire(value, `${path}.pipe_target`)
     else if (key === 'group_completion_callbacks' && Array.isArray(value))
-      entries.push([
-        'groupCompletionCallbacks',
-        value.map((m, i) => fieldsFromWire(m, `${path}.group_completion_callbacks[${i}]`)),
-      ])
-    else entries.push([FROM_WIRE.get(key) ?? key, value])
+      out['groupCompletionCallbacks'] = value.map((m, i) =>
+        fieldsFromWire(m, `${path}.group_completion_callbacks[${i}]`),
+      )
+    else defineData(out, FROM_WIRE.get(key) ?? key, value)
   }
-  return Object.fromEntries(entries)
+  return out
+}
+
+/** `out[key] = value` as an own property, so a `"__proto__"` key stays plain data. */
+function defineData(out: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__')
+    Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true })
+  else out[key] = value
 }
 
 function isFields(value: unknown): value is MessageFields {
@@ -133,14 +141,9 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
 export function fieldsFromWire(value: unknown, path = 'message'): MessageFields {
   if (!isPlainObject(value)) throw new DecodeError(`${path} is not an object`, value)
   const d = value
-  const str = (key: string): string => {
-    const v = d[key]
-    if (typeof v !== 'string') throw new DecodeError(`${path}.${key} must be a string, got ${describe(v)}`, value)
-    return v
-  }
-  const queueName = str('queue_name')
-  const actorName = str('actor_name')
-  const messageId = str('message_id')
+  const queueName = stringField(d, 'queue_name', path)
+  const actorName = stringField(d, 'actor_name', path)
+  const messageId = stringField(d, 'message_id', path)
   const args = d['args'] ?? []
   if (!Array.isArray(args)) throw new DecodeError(`${path}.args must be an array, got ${describe(args)}`, value)
   const kwargs = d['kwargs'] ?? {}
@@ -160,6 +163,12 @@ export function fieldsFromWire(value: unknown, path = 'message'): MessageFields 
     messageId,
     messageTimestamp: ts,
   }
+}
+
+function stringField(d: Record<string, unknown>, key: string, path: string): string {
+  const v = d[key]
+  if (typeof v !== 'string') throw new DecodeError(`${path}.${key} must be a string, got ${describe(v)}`, d)
+  return v
 }
 
 function describe(v: unknown): string {

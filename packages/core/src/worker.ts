@@ -98,6 +98,7 @@ export class Worker {
   #started = false
   #stopping = false
   #paused = false
+  #pumping = false
   #hook: Middleware | undefined
   readonly #stats = { processed: 0, failed: 0, skipped: 0 }
 
@@ -172,6 +173,9 @@ export class Worker {
   }
 
   async #consumeLoop(state: ConsumerState): Promise<void> {
+    // Fetch from the next turn of the event loop: what follows `await worker.start()` (a boot
+    // log line, signal handlers) runs before the first actor, even on an in-memory broker.
+    await new Promise((resolve) => setImmediate(resolve))
     while (state.running) {
       if (this.#paused) {
         await this.#resumed.wait(this.workerTimeout, state.stopSignal.signal)
@@ -190,27 +194,21 @@ export class Worker {
         continue
       }
       // Queue the whole batch before starting any of it, so priorities apply across the batch.
-      for (const proxy of batch) await this.#handleDelivery(state, proxy)
+      for (const proxy of batch) {
+        const holding = this.#handleDelivery(state, proxy)
+        if (holding) await holding
+      }
       this.#pump()
     }
   }
 
-  async #handleDelivery(state: ConsumerState, proxy: MessageProxy): Promise<void> {
+  /** Queue a delivery for work (or hold a delayed one): a promise only when a delay hook waits. */
+  #handleDelivery(state: ConsumerState, proxy: MessageProxy): Promise<void> | undefined {
     const options = proxy.options
     if ('eta' in options) {
-      let eta = options.eta as unknown
-      if (eta === null || eta === undefined) {
-        delete options.eta
-      } else {
-        if (typeof eta !== 'number' || !Number.isFinite(eta)) {
-          this.logger.warn('Message has a non-numeric eta; running it now', { messageId: proxy.messageId, eta })
-          eta = Date.now()
-        }
-        await this.broker.emitBefore('beforeDelayMessage', proxy)
-        state.delayed.push({ eta: eta as number, proxy })
-        this.#scheduleDelayed(state)
-        return
-      }
+      const eta = options.eta as unknown
+      if (eta === null || eta === undefined) delete options.eta
+      else return this.#hold(state, proxy, eta)
     }
     const actor = this.broker.actors.get(proxy.actorName)
     if (!actor) {
@@ -223,9 +221,20 @@ export class Worker {
       proxy.fail()
       proxy.stuffException(error)
       this.#settle(state, proxy)
-      return
+      return undefined
     }
     this.#work.push({ priority: actor.priority, seq: this.#seq++, proxy, actor, state })
+    return undefined
+  }
+
+  async #hold(state: ConsumerState, proxy: MessageProxy, eta: unknown): Promise<void> {
+    if (typeof eta !== 'number' || !Number.isFinite(eta)) {
+      this.logger.warn('Message has a non-numeric eta; running it now', { messageId: proxy.messageId, eta })
+      eta = Date.now()
+    }
+    await this.broker.emitBefore('beforeDelayMessage', proxy)
+    state.delayed.push({ eta: eta as number, proxy })
+    this.#scheduleDelayed(state)
   }
 
   #scheduleDelayed(state: ConsumerState): void {
@@ -266,57 +275,114 @@ export class Worker {
   }
 
   #pump(): void {
-    while (
-      !this.#paused &&
-      !this.#stopping &&
-      this.#inFlight.size < this.concurrency &&
-      this.#work.size > 0 &&
-      this.#settling.size < this.#settlingLimit
-    ) {
-      const item = this.#work.pop() as WorkItem
-      this.#inFlight.add(item)
-      void this.#process(item).finally(() => {
-        this.#inFlight.delete(item)
-        this.#changed.notify()
-        this.#pump()
-      })
+    // A message that finishes synchronously (skipped by a before hook) pumps again: the loop
+    // below picks that up instead of recursing.
+    if (this.#pumping) return
+    this.#pumping = true
+    try {
+      while (
+        !this.#paused &&
+        !this.#stopping &&
+        this.#inFlight.size < this.concurrency &&
+        this.#work.size > 0 &&
+        this.#settling.size < this.#settlingLimit
+      ) {
+        const item = this.#work.pop() as WorkItem
+        this.#inFlight.add(item)
+        this.#process(item)
+      }
+    } finally {
+      this.#pumping = false
     }
   }
 
-  async #process(item: WorkItem): Promise<void> {
-    const { proxy, actor } = item
-    const broker = this.broker
+  /**
+   * Run one message: the before hooks, the actor, the after hooks, then hand it to its consumer
+   * to settle. Written as callbacks rather than one async function: with the default stack's
+   * synchronous hooks a message costs the actor's promise and one more, not one per hook.
+   * Never throws.
+   */
+  #process(item: WorkItem): void {
+    let before: Promise<void> | undefined
     try {
-      await broker.emitBefore('beforeProcessMessage', proxy)
-      let result: unknown
-      if (!proxy.failed) result = await runActor(this.broker, actor, proxy)
-      this.#stats.processed++
-      await broker.emitAfter('afterProcessMessage', proxy, { result })
+      before = this.broker.runBefore('beforeProcessMessage', item.proxy)
     } catch (caught) {
+      this.#failed(item, caught)
+      return
+    }
+    if (before === undefined) this.#run(item)
+    else
+      before.then(
+        () => this.#run(item),
+        (caught: unknown) => this.#failed(item, caught),
+      )
+  }
+
+  #run(item: WorkItem): void {
+    // A before hook may have failed the message without SkipMessage: its actor does not run.
+    if (item.proxy.failed) {
+      this.#succeeded(item, undefined)
+      return
+    }
+    runActor(this.broker, item.actor, item.proxy).then(
+      (result) => this.#succeeded(item, result),
+      (caught: unknown) => this.#failed(item, caught),
+    )
+  }
+
+  #succeeded(item: WorkItem, result: unknown): void {
+    this.#stats.processed++
+    this.#afterHooks(item, this.broker.runAfter('afterProcessMessage', item.proxy, { result }))
+  }
+
+  #failed(item: WorkItem, caught: unknown): void {
+    const { proxy, actor } = item
+    let after: Promise<void> | undefined
+    try {
       if (caught instanceof SkipMessage) {
         this.#stats.skipped++
         this.logger.debug('Message skipped', { messageId: proxy.messageId })
-        await broker.emitAfter('afterSkipMessage', proxy)
+        after = this.broker.runAfter('afterSkipMessage', proxy)
       } else {
         const error = caught === undefined || caught === null ? new Error(`Actor threw ${String(caught)}`) : caught
         this.#stats.failed++
         proxy.stuffException(error)
         logActorFailure(this.logger, actor, proxy, error)
-        await broker.emitAfter('afterProcessMessage', proxy, { exception: error })
+        after = this.broker.runAfter('afterProcessMessage', proxy, { exception: error })
       }
+    } catch {
+      // Only a logger that throws gets here. The message still settles and frees its slot, and
+      // is dead-lettered rather than acked: its retry may not have been sent.
+      proxy.fail()
+      after = undefined
     }
-    // The slot frees once the ack is handed to the consumer, not when the broker confirms it
-    // (as Dramatiq's worker threads do): at low concurrency the next message runs during the
-    // ack's round trip, and the consumer can send the ack together with its next fetch.
-    this.#settle(item.state, proxy)
+    this.#afterHooks(item, after)
+  }
+
+  /** Once the after hooks are done (`after` never rejects), settle the message and free its slot. */
+  #afterHooks(item: WorkItem, after: Promise<void> | undefined): void {
+    if (after === undefined) this.#finish(item)
+    else void after.then(() => this.#finish(item))
+  }
+
+  // The slot frees once the ack is handed to the consumer, not when the broker confirms it
+  // (as Dramatiq's worker threads do): at low concurrency the next message runs during the
+  // ack's round trip, and the consumer can send the ack together with its next fetch.
+  #finish(item: WorkItem): void {
+    this.#settle(item.state, item.proxy)
+    this.#inFlight.delete(item)
+    this.#changed.notify()
+    this.#pump()
   }
 
   #settle(state: ConsumerState, proxy: MessageProxy): void {
-    const settled: Promise<void> = settleMessage(this.#settleContext, state.consumer, proxy).finally(() => {
+    const done = (): void => {
       this.#settling.delete(settled)
       this.#changed.notify()
       this.#pump()
-    })
+    }
+    // settleMessage never rejects.
+    const settled: Promise<void> = settleMessage(this.#settleContext, state.consumer, proxy).then(done, done)
     this.#settling.add(settled)
   }
 

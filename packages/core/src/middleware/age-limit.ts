@@ -27,7 +27,7 @@ export class AgeLimit implements Middleware {
     this.maxAge = options.maxAge
   }
 
-  async beforeProcessMessage(broker: Broker, proxy: MessageProxy): Promise<void> {
+  beforeProcessMessage(broker: Broker, proxy: MessageProxy): void {
     const maxAge = orLookup(proxy.options, broker.actors.get(proxy.actorName), 'maxAge', this.maxAge)
     if (!truthy(maxAge) || typeof maxAge !== 'number') return
     const age = Date.now() - proxy.messageTimestamp

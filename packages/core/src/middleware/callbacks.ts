@@ -32,17 +32,21 @@ export interface FailureInfo {
 export class Callbacks implements Middleware {
   readonly actorOptions: readonly string[] = ['onSuccess', 'onFailure']
 
-  async afterProcessMessage(broker: Broker, proxy: MessageProxy, outcome: ProcessOutcome): Promise<void> {
+  // Synchronous unless a callback is sent: most messages have none, and cost no promise here.
+  afterProcessMessage(broker: Broker, proxy: MessageProxy, outcome: ProcessOutcome): Promise<void> | undefined {
     const actor = broker.actors.get(proxy.actorName)
     if (outcome.exception === undefined) {
       const target = orLookup(proxy.options, actor, 'onSuccess', undefined)
-      if (!truthy(target) || typeof target !== 'string') return
-      await broker.getActor(target).send(proxy.message.toWire(), outcome.result === undefined ? null : outcome.result)
-    } else {
-      const target = orLookup(proxy.options, actor, 'onFailure', undefined)
-      if (!truthy(target) || typeof target !== 'string') return
-      const info: FailureInfo = { type: errorTypeName(outcome.exception), message: errorMessage(outcome.exception) }
-      await broker.getActor(target).send(proxy.message.toWire(), info)
+      if (!truthy(target) || typeof target !== 'string') return undefined
+      return this.#send(broker, target, proxy, outcome.result === undefined ? null : outcome.result)
     }
+    const target = orLookup(proxy.options, actor, 'onFailure', undefined)
+    if (!truthy(target) || typeof target !== 'string') return undefined
+    const info: FailureInfo = { type: errorTypeName(outcome.exception), message: errorMessage(outcome.exception) }
+    return this.#send(broker, target, proxy, info)
+  }
+
+  async #send(broker: Broker, target: string, proxy: MessageProxy, value: unknown): Promise<void> {
+    await broker.getActor(target).send(proxy.message.toWire(), value)
   }
 }

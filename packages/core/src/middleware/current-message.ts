@@ -5,8 +5,8 @@ import type { Middleware } from './middleware.ts'
 const storage = new AsyncLocalStorage<MessageProxy>()
 
 /** @internal The worker runs every actor call through this, so `currentMessage()` needs no middleware. */
-export function runWithMessage<T>(proxy: MessageProxy, call: () => Promise<T>): Promise<T> {
-  return storage.run(proxy, call)
+export function runWithMessage<A extends unknown[], R>(proxy: MessageProxy, call: (...args: A) => R, ...args: A): R {
+  return storage.run(proxy, call, ...args)
 }
 
 /**

@@ -16,7 +16,7 @@ function isFields(value: unknown): value is MessageFields {
 }
 
 /** The next step of a pipeline, from the `pipeTarget` option (camelCase fields, or a wire dict). */
-async function nextStep(target: unknown): Promise<Message | undefined> {
+function nextStep(target: unknown): Message | undefined {
   if (target === undefined || target === null) return undefined
   if (isFields(target)) {
     // A fresh message, so the in-flight message's options are not shared with the next step.
@@ -42,10 +42,15 @@ async function nextStep(target: unknown): Promise<Message | undefined> {
 export class Pipelines implements Middleware {
   readonly actorOptions: readonly string[] = ['pipeIgnore', 'pipeTarget']
 
-  async afterProcessMessage(broker: Broker, proxy: MessageProxy, outcome: ProcessOutcome): Promise<void> {
-    if (outcome.exception !== undefined || proxy.failed) return
-    const next = await nextStep(proxy.options.pipeTarget)
-    if (!next) return
+  // Synchronous unless there is a next step to enqueue.
+  afterProcessMessage(broker: Broker, proxy: MessageProxy, outcome: ProcessOutcome): Promise<void> | undefined {
+    if (outcome.exception !== undefined || proxy.failed) return undefined
+    const next = nextStep(proxy.options.pipeTarget)
+    if (!next) return undefined
+    return this.#enqueue(broker, proxy, next, outcome)
+  }
+
+  async #enqueue(broker: Broker, proxy: MessageProxy, next: Message, outcome: ProcessOutcome): Promise<void> {
     const actor = broker.actors.get(proxy.actorName)
     const ignore = truthy(next.options.pipeIgnore) || truthy(actor?.options.pipeIgnore)
     if (!ignore) next.args.push(outcome.result === undefined ? null : outcome.result)

@@ -88,9 +88,14 @@ export class Retries implements Middleware {
     this.retryWhen = options.retryWhen
   }
 
-  async afterProcessMessage(broker: Broker, proxy: MessageProxy, outcome: ProcessOutcome): Promise<void> {
+  // Synchronous for a message that succeeded (most of them): no promise.
+  afterProcessMessage(broker: Broker, proxy: MessageProxy, outcome: ProcessOutcome): Promise<void> | undefined {
     const error = outcome.exception
-    if (error === undefined) return
+    if (error === undefined) return undefined
+    return this.#retry(broker, proxy, error)
+  }
+
+  async #retry(broker: Broker, proxy: MessageProxy, error: unknown): Promise<void> {
     const logger = broker.logger.child({ component: 'retries' })
     const actor = broker.actors.get(proxy.actorName)
     const options = proxy.options

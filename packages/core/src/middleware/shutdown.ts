@@ -46,19 +46,19 @@ export class ShutdownNotifications implements Middleware {
     return this.notifyShutdown
   }
 
-  async beforeProcessMessage(broker: Broker, proxy: MessageProxy): Promise<void> {
+  beforeProcessMessage(broker: Broker, proxy: MessageProxy): void {
     if (this.#shouldNotify(broker, proxy)) this.#running.add(proxy)
   }
 
-  async afterProcessMessage(_broker: Broker, proxy: MessageProxy): Promise<void> {
+  afterProcessMessage(_broker: Broker, proxy: MessageProxy): void {
     this.#running.delete(proxy)
   }
 
-  async afterSkipMessage(_broker: Broker, proxy: MessageProxy): Promise<void> {
+  afterSkipMessage(_broker: Broker, proxy: MessageProxy): void {
     this.#running.delete(proxy)
   }
 
-  async beforeWorkerShutdown(broker: Broker, _worker: Worker): Promise<void> {
+  beforeWorkerShutdown(broker: Broker, _worker: Worker): void {
     if (this.#running.size === 0) return
     const logger = broker.logger.child({ component: 'shutdown-notifications' })
     const running = [...this.#running]

@@ -44,7 +44,7 @@ export class TimeLimit implements Middleware {
     return this.#deadlines.size
   }
 
-  async beforeProcessMessage(broker: Broker, proxy: MessageProxy): Promise<void> {
+  beforeProcessMessage(broker: Broker, proxy: MessageProxy): void {
     const limit = orLookup(proxy.options, broker.actors.get(proxy.actorName), 'timeLimit', this.timeLimit)
     if (typeof limit !== 'number' || Number.isNaN(limit) || limit === Infinity) return
     const deadline = performance.now() + Math.max(0, limit)
@@ -83,11 +83,11 @@ export class TimeLimit implements Middleware {
     if (next < Infinity) this.#schedule(next)
   }
 
-  async afterProcessMessage(_broker: Broker, proxy: MessageProxy): Promise<void> {
+  afterProcessMessage(_broker: Broker, proxy: MessageProxy): void {
     this.#deadlines.delete(proxy)
   }
 
-  async afterSkipMessage(_broker: Broker, proxy: MessageProxy): Promise<void> {
+  afterSkipMessage(_broker: Broker, proxy: MessageProxy): void {
     this.#deadlines.delete(proxy)
   }
 }
