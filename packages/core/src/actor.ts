@@ -309,7 +309,14 @@ export function actor(
       checkMessageOptions(actorName, broker, input)
       return buildMessage(...splitInput(input))
     },
-    send: async (...args: unknown[]) => broker.enqueue(buildMessage(args, undefined, {})),
+    // Not async: one promise fewer per send (a throw still becomes a rejection).
+    send: (...args: unknown[]) => {
+      try {
+        return broker.enqueue(buildMessage(args, undefined, {}))
+      } catch (error) {
+        return Promise.reject(error as Error)
+      }
+    },
     sendWithOptions: async (input: Record<string, unknown>) => {
       checkMessageOptions(actorName, broker, input)
       const { delay, transaction, ...rest } = input

@@ -354,7 +354,8 @@ export abstract class Broker<C extends Consumer = Consumer> {
       if (delay !== undefined) {
         message = message.copy({ queueName: dqName(canonical), options: { eta: Math.round(Date.now() + delay) } })
       }
-      await this.emitBefore('beforeEnqueue', message, delay)
+      const before = this.runBefore('beforeEnqueue', message, delay)
+      if (before) await before
       const out = { message, body: message.encode(this.encoder), canonical, delay }
       outgoing.push(out)
       results.push(out)
@@ -366,7 +367,8 @@ export abstract class Broker<C extends Consumer = Consumer> {
     for (const result of results) {
       if ('holder' in result) enqueued.push(result.holder)
       else {
-        await this.emitAfter('afterEnqueue', result.message, delay, result.body, began)
+        const after = this.runAfter('afterEnqueue', result.message, delay, result.body, began)
+        if (after) await after
         enqueued.push(result.message)
       }
     }

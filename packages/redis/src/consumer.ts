@@ -115,13 +115,18 @@ export class RedisConsumer implements Consumer {
     const deadline = Date.now() + this.#timeout
     // The worker passes the same signal to every receive(): combined with ours once.
     const signal = this.#signals.with(options.signal)
+    // Whether this call waited for a wake-up: the batch then ends an idle spell, and its first
+    // message should not wait behind the next fetch's write.
+    let woken = false
     for (;;) {
       if (this.#closed || signal.aborted) return []
       if (this.#ready.length > 0) {
         const batch = this.#ready
         this.#ready = []
-        // The next batch is on its way while the worker runs this one.
-        this.#readAhead()
+        // The next batch is on its way while the worker runs this one. After an idle spell it
+        // is sent once the worker has started this batch (the socket write costs tens of µs).
+        if (woken) setImmediate(this.#readAheadLater)
+        else this.#readAhead()
         return batch
       }
       if (this.#fetchError !== undefined) {
@@ -146,10 +151,12 @@ export class RedisConsumer implements Consumer {
       // Nothing in flight and room to fetch: the queue was empty. Wait for a wake-up (published
       // by tq producers) or the poll interval, then fetch again.
       const idle = this.#emptyAt + this.#host.pollInterval - Date.now()
-      if (idle > 0) await this.#wake.notifier.wait(Math.min(remaining, idle), signal)
+      if (idle > 0) woken = await this.#wake.notifier.wait(Math.min(remaining, idle), signal)
       this.#emptyGeneration = -1
     }
   }
+
+  readonly #readAheadLater = (): void => this.#readAhead()
 
   /** Prefetch slots neither holding a delivery nor promised to a fetch in flight. */
   #free(): number {
@@ -175,18 +182,24 @@ export class RedisConsumer implements Consumer {
     const generation = this.#wake.generation
     this.#fetching++
     this.#requested += count
+    const landed = (): void => {
+      this.#fetching--
+      this.#requested -= count
+      this.#inFlight.delete(settled)
+      this.#changed.notify()
+      this.#settles.fetchLanded()
+    }
     // Not abortable: a fetch that reached Redis must hand its messages to someone. A reconcile
     // of the queue (after a lost connection) waits, in the gate, until no fetch of it by this
     // broker is in flight, so it sees every id its consumers hold and no reply on its way.
-    const done = this.#host.gate
+    // One `then` and no async frame between the reply and the waiting receive(): this is on
+    // the path of every batch.
+    const settled: Promise<void> = this.#host.gate
       .fetch(this.queueName, () => this.#fetch(count))
       .then(
-        async (batch) => {
+        (batch) => {
           this.#retry.reset()
-          if (this.#closed) {
-            await this.requeue(batch)
-            return
-          }
+          if (this.#closed) return this.#requeueLate(batch).then(landed)
           if (batch.length > 0) {
             for (const proxy of batch) this.#ready.push(proxy)
           } else if (this.#wake.generation === generation) {
@@ -194,26 +207,25 @@ export class RedisConsumer implements Consumer {
             this.#emptyGeneration = generation
             this.#emptyAt = Date.now()
           }
+          landed()
+          return undefined
         },
         (error: unknown) => {
           this.#fetchError = classifyRedisError(error)
+          landed()
         },
       )
-    const settled = done
-      .catch((error: unknown) => {
-        this.#host.logger.warn('Could not requeue messages fetched after close; they stay in flight', {
-          queue: this.queueName,
-          ...errorMeta(error),
-        })
-      })
-      .finally(() => {
-        this.#fetching--
-        this.#requested -= count
-        this.#inFlight.delete(settled)
-        this.#changed.notify()
-        this.#settles.fetchLanded()
-      })
     this.#inFlight.add(settled)
+  }
+
+  /** A fetch landed after close(): its messages go back to the queue. Never rejects. */
+  #requeueLate(batch: RedisMessageProxy[]): Promise<void> {
+    return this.requeue(batch).catch((error: unknown) => {
+      this.#host.logger.warn('Could not requeue messages fetched after close; they stay in flight', {
+        queue: this.queueName,
+        ...errorMeta(error),
+      })
+    })
   }
 
   async #fetch(count: number): Promise<RedisMessageProxy[]> {
@@ -232,8 +244,8 @@ export class RedisConsumer implements Consumer {
     )
     const settling = acks.length === 0 ? undefined : this.#settles.settle(acks, call)
     const reply = (await call) as Array<Buffer | null>
-    await settling
-    await maintenance
+    if (settling) await settling
+    if (maintenance) await maintenance
     const out: RedisMessageProxy[] = []
     const undecodable: RedisMessageProxy[] = []
     const encoder = host.encoder()

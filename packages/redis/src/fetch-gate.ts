@@ -59,12 +59,18 @@ export class FetchGate {
   }
 
   /** Run a fetch of `queueName` through its gate. */
-  async fetch<T>(queueName: string, fetch: () => Promise<T>): Promise<T> {
+  fetch<T>(queueName: string, fetch: () => Promise<T>): Promise<T> {
     let gate = this.#gates.get(queueName)
     if (!gate) {
       gate = { active: 0, drained: new Notifier(), reconciling: undefined }
       this.#gates.set(queueName, gate)
     }
+    // Nearly always: no reconcile pending or running, and the fetch starts at once.
+    if (!gate.reconciling && !this.#lost.has(queueName)) return this.#enter(gate, fetch)
+    return this.#reconcileThenFetch(gate, queueName, fetch)
+  }
+
+  async #reconcileThenFetch<T>(gate: Gate, queueName: string, fetch: () => Promise<T>): Promise<T> {
     for (;;) {
       if (gate.reconciling) {
         await gate.reconciling
@@ -84,16 +90,36 @@ export class FetchGate {
         gate.reconciling = undefined
       }
     }
+    return this.#enter(gate, fetch)
+  }
+
+  /** Run `fetch` counted as active in the gate (synchronously from the last check). */
+  #enter<T>(gate: Gate, fetch: () => Promise<T>): Promise<T> {
     gate.active++
-    try {
-      return await fetch()
-    } finally {
+    const leave = (): void => {
       gate.active--
       if (gate.active === 0) gate.drained.notify()
     }
+    let running: Promise<T>
+    try {
+      running = fetch()
+    } catch (error) {
+      leave()
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the fetch's error, as thrown
+      return Promise.reject(error)
+    }
+    return running.then(
+      (value) => {
+        leave()
+        return value
+      },
+      (error: unknown) => {
+        leave()
+        throw error
+      },
+    )
   }
 
-  /** Requeue the ids of this broker's ack set for `queueName` that none of its consumers holds. */
   async #reconcile(queueName: string): Promise<void> {
     if (!this.#lost.delete(queueName)) return
     const { keys, run, logger } = this.#options

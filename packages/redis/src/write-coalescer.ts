@@ -29,14 +29,20 @@ export interface WriteCoalescerOptions {
 }
 
 /**
- * Coalesces enqueues: everything written in the same turn of the event loop — concurrent
- * `send()` calls as well as `enqueueMany()` — goes out together, one enqueue script call per
- * queue and 1000 messages. A write costs one promise however many messages it carries.
+ * Coalesces enqueues: concurrent `send()` calls as well as `enqueueMany()` go out together, one
+ * enqueue script call per queue and 1000 messages. With no call in flight, what is written
+ * before the current turn's promise jobs run out goes at once (a lone `send()` waits for no
+ * event-loop hop); while calls are in flight, everything written in the same turn of the event
+ * loop (every I/O callback of it) shares the next call. A write costs one promise however many
+ * messages it carries.
  */
 export class WriteCoalescer {
   readonly #options: WriteCoalescerOptions
   readonly #pending = new Map<string, QueueWrites>()
   #scheduled = false
+  /** Script calls sent and not yet answered. */
+  #inFlight = 0
+  readonly #flushNow = (): void => this.#flush()
 
   constructor(options: WriteCoalescerOptions) {
     this.#options = options
@@ -54,7 +60,10 @@ export class WriteCoalescer {
       }
       if (!this.#scheduled) {
         this.#scheduled = true
-        setImmediate(() => this.#flush())
+        // Nothing in flight: go out at the end of this turn (sends made together in it still
+        // share the call), no event-loop hop. Calls in flight: gather this turn's I/O callbacks too.
+        if (this.#inFlight === 0) queueMicrotask(this.#flushNow)
+        else setImmediate(this.#flushNow)
       }
     })
   }
@@ -80,11 +89,14 @@ export class WriteCoalescer {
             ticket.calls++
           }
         }
+        this.#inFlight++
         this.#options.enqueue(scriptKeys, args).then(
           () => {
+            this.#inFlight--
             for (const ticket of carried) if (--ticket.calls === 0 && !ticket.failed) ticket.resolve()
           },
           (error: unknown) => {
+            this.#inFlight--
             for (const ticket of carried) {
               ticket.failed = true
               ticket.reject(error)
