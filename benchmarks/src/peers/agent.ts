@@ -159,6 +159,18 @@ async function handle(request: AgentEnvelope): Promise<unknown> {
       for (let i = 0; i < request.count; i++) await producer.one(i)
       return performance.now() - started
     }
+    case 'inFlight': {
+      // `window` sends outstanding at any moment, each started as soon as one resolves.
+      const producer = current().producer
+      if (!producer) throw new Error('no producer in this session')
+      const started = performance.now()
+      let next = 0
+      const lane = async (): Promise<void> => {
+        while (next < request.count) await producer.one(next++)
+      }
+      await Promise.all(Array.from({ length: Math.min(request.window, request.count) }, lane))
+      return performance.now() - started
+    }
     case 'go': {
       const s = current()
       if (!s.consumer) throw new Error('no consumer in this session')

@@ -18,6 +18,8 @@ export type AgentRequest =
   | { t: 'fill'; count: number; start: number; batch: number }
   /** Enqueue `count` messages one at a time, each awaited; replies with the time taken (ms). */
   | { t: 'single'; count: number }
+  /** Enqueue `count` messages with `window` sends outstanding at once; replies with the time taken (ms). */
+  | { t: 'inFlight'; count: number; window: number }
   /** Start the consumer; progress events follow. */
   | { t: 'go' }
   /** Stop the consumer and close the session; replies with its `SessionStats`. */

@@ -32,9 +32,15 @@ export const system: SystemModule = {
         for (const value of values) channel.publish('', q, Buffer.from(wireBody(q, value)), { deliveryMode: 2 })
         await channel.waitForConfirms()
       },
-      async one(value) {
-        channel.publish('', q, Buffer.from(wireBody(q, value)), { deliveryMode: 2 })
-        await channel.waitForConfirms()
+      // Each send waits for its own confirm (the callback), as a program with many sends in
+      // flight does; waitForConfirms would wait for every outstanding one.
+      one(value) {
+        return new Promise<void>((resolve, reject) => {
+          channel.publish('', q, Buffer.from(wireBody(q, value)), { deliveryMode: 2 }, (error: unknown) => {
+            if (error) reject(error instanceof Error ? error : new Error('publish was nacked'))
+            else resolve()
+          })
+        })
       },
       async close() {
         await channel.close()

@@ -147,12 +147,14 @@ export function renderSection(report: BenchReport): string {
   out.push(
     `Bulk: the median of the fills before each end-to-end run (tq \`enqueueMany\`, BullMQ \`addBulk\`, bee-queue ` +
       `\`saveAll\`, ${s.batch} per call). One at a time: ${s.nSingle.toLocaleString('en-US')} messages, each send awaited ` +
-      `before the next. Ratios are tq ÷ this system on the same broker.`,
+      `before the next. ${s.inFlightWindow ?? 100} in flight: ${(s.nInFlight ?? 0).toLocaleString('en-US')} single sends, ` +
+      `${s.inFlightWindow ?? 100} outstanding at any moment (raw amqplib: a publish with its own confirm callback each, ` +
+      `on a confirm channel). Ratios are tq ÷ this system on the same broker.`,
   )
   out.push('')
   out.push(
     table(
-      ['System', 'bulk', 'tq / it', 'one at a time', 'tq / it'],
+      ['System', 'bulk', 'tq / it', 'one at a time', 'tq / it', `${s.inFlightWindow ?? 100} in flight`, 'tq / it'],
       report.enqueue
         .filter((e) => !isPostgres(e.system))
         .map((e) => {
@@ -164,6 +166,8 @@ export function renderSection(report: BenchReport): string {
             times(tq ? ratio(tq.bulkRate, e.bulkRate) : undefined),
             int(e.singleRate),
             times(tq ? ratio(tq.singleRate, e.singleRate) : undefined),
+            int(e.inFlightRate ?? NaN),
+            times(tq ? ratio(tq.inFlightRate ?? NaN, e.inFlightRate ?? NaN) : undefined),
           ]
         }),
     ),

@@ -30,6 +30,10 @@ export interface Settings {
   /** Messages enqueued one at a time (awaited) per system, and on SQS. */
   nSingle: number
   nSingleSqs: number
+  /** Sends in flight at once, and messages so sent (absent in reports before it was measured). */
+  inFlightWindow?: number
+  nInFlight?: number
+  nInFlightSqs?: number
   /** Bulk enqueue batch size. */
   batch: number
   concurrencies: number[]
@@ -78,6 +82,9 @@ export interface EnqueueResult {
   fills: number
   singleN: number
   singleRate: number
+  /** Sends with `inFlightWindow` outstanding at once (absent in reports before it was measured). */
+  inFlightN?: number
+  inFlightRate?: number
 }
 
 export interface LatencyResult {
