@@ -115,6 +115,11 @@ export class RedisConsumer implements Consumer {
     const deadline = Date.now() + this.#timeout
     // The worker passes the same signal to every receive(): combined with ours once.
     const signal = this.#signals.with(options.signal)
+    if (signal !== this.#hooked) {
+      // One listener per signal (the worker passes the same one every time), not one per wait.
+      this.#hooked = signal
+      signal.addEventListener('abort', this.#notifyChanged, { once: true })
+    }
     // Whether this call waited for a wake-up: the batch then ends an idle spell, and its first
     // message should not wait behind the next fetch's write.
     let woken = false
@@ -144,8 +149,9 @@ export class RedisConsumer implements Consumer {
       const remaining = deadline - Date.now()
       if (remaining <= 0) return []
       if (this.#fetching > 0 || this.#free() <= 0) {
-        // A fetch lands, or a slot frees (and another fetch may start).
-        await this.#changed.wait(remaining, signal)
+        // A fetch lands, or a slot frees (and another fetch may start); an abort notifies too.
+        // A fetch always lands (or fails), so waiting for one needs no timer.
+        await this.#changed.wait(this.#fetching > 0 ? undefined : remaining)
         continue
       }
       // Nothing in flight and room to fetch: the queue was empty. Wait for a wake-up (published
@@ -157,6 +163,9 @@ export class RedisConsumer implements Consumer {
   }
 
   readonly #readAheadLater = (): void => this.#readAhead()
+  readonly #notifyChanged = (): void => this.#changed.notify()
+  /** The receive signal whose abort notifies `#changed`. */
+  #hooked: AbortSignal | undefined
 
   /** Prefetch slots neither holding a delivery nor promised to a fetch in flight. */
   #free(): number {
@@ -228,7 +237,7 @@ export class RedisConsumer implements Consumer {
     })
   }
 
-  async #fetch(count: number): Promise<RedisMessageProxy[]> {
+  #fetch(count: number): Promise<RedisMessageProxy[]> {
     const host = this.#host
     const keys = this.#keys
     // Any pending reconcile already ran in the gate, with no other fetch in flight.
@@ -242,10 +251,22 @@ export class RedisConsumer implements Consumer {
       acks.length === 0 ? [count] : [count, ...acks.map((op) => op.id)],
       true,
     )
-    const settling = acks.length === 0 ? undefined : this.#settles.settle(acks, call)
+    // The carried acks are settled by a reaction to `call` registered here, before the one
+    // below: by the time the deliveries are handed over, their acks are confirmed.
+    if (acks.length > 0) void this.#settles.settle(acks, call)
+    if (maintenance === undefined) return call.then((reply) => this.#deliver(reply as Array<Buffer | null>))
+    return this.#fetchWithMaintenance(call, maintenance)
+  }
+
+  async #fetchWithMaintenance(call: Promise<unknown>, maintenance: Promise<void>): Promise<RedisMessageProxy[]> {
     const reply = (await call) as Array<Buffer | null>
-    if (settling) await settling
-    if (maintenance) await maintenance
+    await maintenance
+    return this.#deliver(reply)
+  }
+
+  /** The fetched messages as deliveries (undecodable ones dead-lettered). */
+  #deliver(reply: Array<Buffer | null>): RedisMessageProxy[] {
+    const host = this.#host
     const out: RedisMessageProxy[] = []
     const undecodable: RedisMessageProxy[] = []
     const encoder = host.encoder()

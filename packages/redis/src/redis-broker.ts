@@ -186,12 +186,18 @@ export class RedisBroker extends Broker {
    * Run one of the Lua scripts with the heartbeat key and arguments every script takes first;
    * errors are classified. Every script call of the broker and its consumers goes through it.
    */
-  protected async run(name: ScriptName, keys: ScriptArg[], args: ScriptArg[], buffers = false): Promise<unknown> {
-    // Only await when there is something to wait for: this is every fetch, ack and enqueue batch.
+  protected run(name: ScriptName, keys: ScriptArg[], args: ScriptArg[], buffers = false): Promise<unknown> {
+    // Every fetch, ack and enqueue batch comes here: no async frame, and only wait for the
+    // connection when there is something to wait for.
     const ready = this.#connection.ready()
-    if (ready) await ready
+    if (ready) return ready.then(() => this.#runNow(name, keys, args, buffers))
+    return this.#runNow(name, keys, args, buffers)
+  }
+
+  #runNow(name: ScriptName, keys: ScriptArg[], args: ScriptArg[], buffers: boolean): Promise<unknown> {
+    let reply: Promise<unknown>
     try {
-      return await runScript(
+      reply = runScript(
         this.client,
         name,
         [this.#keys.heartbeats, ...keys],
@@ -199,8 +205,9 @@ export class RedisBroker extends Broker {
         buffers,
       )
     } catch (error) {
-      throw classifyRedisError(error)
+      return Promise.reject(classifyRedisError(error))
     }
+    return reply.then(undefined, rethrowClassified)
   }
 
   // -- enqueue (the steps of Broker.enqueueMany) ------------------------------------------------
@@ -355,4 +362,8 @@ export const brokerPlugin: BrokerPlugin = {
   name: '@tq/redis RedisBroker',
   schemes: ['redis', 'rediss'],
   create: (url?: string) => new RedisBroker(url === undefined ? {} : { url }),
+}
+
+function rethrowClassified(error: unknown): never {
+  throw classifyRedisError(error)
 }
