@@ -323,7 +323,7 @@ export abstract class Broker<C extends Consumer = Consumer> {
    * with the message as enqueued (it may be a copy carrying broker fields).
    */
   enqueue(message: Message, options: EnqueueOptions = {}): Promise<Message> {
-    return this.enqueueMany([message], options).then((enqueued) => enqueued[0] as Message)
+    return this.enqueueMany([message], options).then(first)
   }
 
   /**
@@ -536,3 +536,5 @@ export abstract class Broker<C extends Consumer = Consumer> {
     return this.classifyError(error).retryable
   }
 }
+
+const first = (messages: Message[]): Message => messages[0] as Message

@@ -103,10 +103,16 @@ export class Message<R = unknown> implements MessageFields {
 
   /** A copy with `attrs` replaced; `options` are merged (old ∪ new), the rest replaced. */
   copy(attrs: Partial<MessageInit> = {}): Message<R> {
+    // Field by field rather than spreading asDict(): every Redis enqueue makes one copy. A field
+    // given as undefined still falls to the constructor's default, as with a spread.
     return new Message<R>({
-      ...this.asDict(),
-      ...attrs,
+      queueName: 'queueName' in attrs ? attrs.queueName : this.queueName,
+      actorName: 'actorName' in attrs ? attrs.actorName : this.actorName,
+      args: 'args' in attrs ? attrs.args : this.args,
+      kwargs: 'kwargs' in attrs ? attrs.kwargs : this.kwargs,
       options: { ...this.options, ...attrs.options },
+      messageId: 'messageId' in attrs ? attrs.messageId : this.messageId,
+      messageTimestamp: 'messageTimestamp' in attrs ? attrs.messageTimestamp : this.messageTimestamp,
     })
   }
 

@@ -81,17 +81,18 @@ export interface MessageFields {
 }
 
 export function optionsToWire(options: Record<string, unknown>): Record<string, unknown> {
-  const entries: Array<[string, unknown]> = []
-  for (const key of Object.keys(options)) {
+  // Built in place (every enqueue goes through here); a "__proto__" key stays plain data.
+  const out: Record<string, unknown> = {}
+  for (const key in options) {
+    if (!Object.hasOwn(options, key)) continue
     const value = options[key]
     if (value === undefined) continue
-    if (key === 'pipeTarget' && isFields(value)) entries.push(['pipe_target', fieldsToWire(value)])
+    if (key === 'pipeTarget' && isFields(value)) out['pipe_target'] = fieldsToWire(value)
     else if (key === 'groupCompletionCallbacks' && Array.isArray(value))
-      entries.push(['group_completion_callbacks', (value as unknown[]).map((m) => (isFields(m) ? fieldsToWire(m) : m))])
-    else entries.push([TO_WIRE.get(key) ?? key, value])
+      out['group_completion_callbacks'] = (value as unknown[]).map((m) => (isFields(m) ? fieldsToWire(m) : m))
+    else defineData(out, TO_WIRE.get(key) ?? key, value)
   }
-  // fromEntries defines own properties, so a "__proto__" key stays plain data.
-  return Object.fromEntries(entries)
+  return out
 }
 
 export function optionsFromWire(options: Record<string, unknown>, path = 'options'): Record<string, unknown> {
