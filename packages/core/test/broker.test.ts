@@ -3,6 +3,7 @@ import {
   ConfigurationError,
   InvalidArgumentError,
   Message,
+  MessageProxy,
   SkipMessage,
   StubBroker,
   Worker,
@@ -151,6 +152,95 @@ describe('Broker middleware', () => {
     // Skipped without fail(): acked, not dead-lettered.
     expect(broker.deadLetters).toEqual([])
   })
+
+  it('runBefore/runAfter return undefined when every hook is synchronous, else a promise for the rest, in order', async () => {
+    const calls: string[] = []
+    const gate = deferred<void>()
+    const sync = (name: string): Middleware => ({
+      beforeAck: () => void calls.push(`before:${name}`),
+      afterAck: () => void calls.push(`after:${name}`),
+    })
+    const waiting: Middleware = {
+      beforeAck: async () => {
+        calls.push('before:waiting')
+        await gate.promise
+        calls.push('before:waited')
+      },
+    }
+    const syncBroker = new StubBroker({ middleware: [sync('a'), sync('b')] })
+    const proxy = new MessageProxy(new Message({ queueName: 'default', actorName: 'x' }))
+    expect(syncBroker.runBefore('beforeAck', proxy)).toBeUndefined()
+    expect(syncBroker.runAfter('afterAck', proxy)).toBeUndefined()
+    expect(calls).toEqual(['before:a', 'before:b', 'after:b', 'after:a'])
+
+    calls.length = 0
+    const broker = new StubBroker({ middleware: [sync('a'), waiting, sync('c')] })
+    const pending = broker.runBefore('beforeAck', proxy)
+    expect(pending).toBeInstanceOf(Promise)
+    // The hooks before the waiting one ran at once; the ones after it wait for it.
+    expect(calls).toEqual(['before:a', 'before:waiting'])
+    gate.resolve()
+    await pending
+    expect(calls).toEqual(['before:a', 'before:waiting', 'before:waited', 'before:c'])
+  })
+
+  it('runBefore throws a synchronous SkipMessage; runAfter logs and swallows every error', () => {
+    const logger = createCapturingLogger()
+    const broker = new StubBroker({
+      logger,
+      middleware: [
+        {
+          beforeProcessMessage: () => {
+            throw new SkipMessage('no')
+          },
+          afterProcessMessage: () => {
+            throw new Error('after boom')
+          },
+        },
+      ],
+    })
+    const proxy = new MessageProxy(new Message({ queueName: 'default', actorName: 'x' }))
+    expect(() => broker.runBefore('beforeProcessMessage', proxy)).toThrow(SkipMessage)
+    expect(broker.runAfter('afterProcessMessage', proxy, {})).toBeUndefined()
+    expect(logger.entries.some((e) => e.level === 'error' && e.msg.includes('afterProcessMessage'))).toBe(true)
+    // emitBefore turns the same throw into a rejection.
+    return expect(broker.emitBefore('beforeProcessMessage', proxy)).rejects.toBeInstanceOf(SkipMessage)
+  })
+
+  it('a worker skips thousands of messages synchronously without growing the stack', async () => {
+    // Every message finishes inside the loop that started it: the worker must not recurse.
+    const broker = new StubBroker({
+      middleware: [
+        {
+          beforeProcessMessage: (_b, m) => {
+            m.fail()
+            throw new SkipMessage('skipped at once')
+          },
+        },
+      ],
+    })
+    const work = actor('work', () => undefined, { broker })
+    await broker.enqueueMany(Array.from({ length: 20_000 }, () => work.message()))
+    const worker = new Worker(broker, { workerTimeout: 20, concurrency: 8, queuePrefetch: 20_000 })
+    await worker.start()
+    await broker.join('default', { timeout: 30_000, failFast: false })
+    await worker.stop()
+    expect(worker.stats.skipped).toBe(20_000)
+    expect(broker.deadLetters).toHaveLength(20_000)
+  })
+
+  it('no actor runs before the code right after `await worker.start()`', async () => {
+    const broker = new StubBroker()
+    const ran: string[] = []
+    const work = actor('work', () => void ran.push('actor'), { broker })
+    await work.send()
+    const worker = new Worker(broker, { workerTimeout: 20 })
+    await worker.start()
+    ran.push('after start')
+    await broker.join('default')
+    await worker.stop()
+    expect(ran).toEqual(['after start', 'actor'])
+  })
 })
 
 describe('getBroker / setBroker / createBroker', () => {
@@ -193,7 +283,9 @@ describe('getBroker / setBroker / createBroker', () => {
     expect(() => createBroker('sqs://user:secret@localhost/x')).toThrow(ConfigurationError)
     // Outside this workspace: "needs @tq/sqs: install it". Inside it, @tq/sqs resolves to its
     // TypeScript sources, which require() cannot load under vitest: "installed but could not be loaded".
-    expect(() => createBroker('sqs://user:secret@localhost/x')).toThrow(/needs @tq\/sqs: install it|@tq\/sqs is installed but/)
+    expect(() => createBroker('sqs://user:secret@localhost/x')).toThrow(
+      /needs @tq\/sqs: install it|@tq\/sqs is installed but/,
+    )
     // The password never appears in the message.
     expect(() => createBroker('sqs://user:secret@localhost/x')).not.toThrow(/secret/)
   })
