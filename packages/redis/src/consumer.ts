@@ -16,7 +16,7 @@ import { classifyRedisError } from './classify-error.ts'
 import type { FetchGate, HeldIds } from './fetch-gate.ts'
 import type { Heartbeat } from './heartbeat.ts'
 import type { QueueKeys, RedisKeys } from './keys.ts'
-import { RedisMessageProxy, idKey, isDeliveryOf, redisMessageId, withNewRedisId } from './message-proxy.ts'
+import { RedisMessageProxy, isDeliveryOf, redisMessageId, withNewRedisId } from './message-proxy.ts'
 import type { RunScript } from './scripts.ts'
 import { BATCH, SettleBatcher } from './settle-batcher.ts'
 import type { WakeState, Wakeups } from './wakeups.ts'
@@ -289,13 +289,17 @@ export class RedisConsumer implements Consumer {
         })
         continue
       }
-      const key = idKey(id)
-      this.#held.ids.set(key, id)
-      this.#unsettled.add(key)
       current = id
       const decoded = decodeOrReport(body, encoder, host.logger, meta)
-      if (decoded.ok) out.push(new RedisMessageProxy(decoded.message, id, this))
-      else undecodable.push(new RedisMessageProxy(new Message({ queueName: this.queueName, actorName: '' }), id, this))
+      const proxy = new RedisMessageProxy(
+        decoded.ok ? decoded.message : new Message({ queueName: this.queueName, actorName: '' }),
+        id,
+        this,
+      )
+      this.#held.ids.set(proxy.key, id)
+      this.#unsettled.add(proxy.key)
+      if (decoded.ok) out.push(proxy)
+      else undecodable.push(proxy)
     }
     for (const proxy of undecodable) {
       this.nack(proxy).catch((error: unknown) => {
@@ -334,7 +338,7 @@ export class RedisConsumer implements Consumer {
    * id stays held until Redis confirms. Returns its key.
    */
   #release(proxy: RedisMessageProxy): string {
-    const key = idKey(proxy.redisId)
+    const key = proxy.key
     if (this.#unsettled.delete(key)) this.#changed.notify()
     return key
   }
@@ -381,9 +385,8 @@ export class RedisConsumer implements Consumer {
         [keys.channel, ...chunk.map((p) => p.redisId)],
       )
       for (const proxy of chunk) {
-        const key = idKey(proxy.redisId)
-        this.#held.ids.delete(key)
-        this.#unsettled.delete(key)
+        this.#held.ids.delete(proxy.key)
+        this.#unsettled.delete(proxy.key)
       }
     }
     if (proxies.length > 0) {

@@ -22,6 +22,8 @@ let consumerOf!: (proxy: RedisMessageProxy) => object
 export class RedisMessageProxy<R = unknown> extends MessageProxy<R> {
   /** The id in `<ns>:<queue>` / `<ns>:<queue>.msgs` (normally equal to `options.redisMessageId`). */
   readonly redisId: Buffer
+  /** `redisId` as a Map key (`idKey`), made once: the consumer looks it up when it settles. */
+  readonly key: string
   /** The consumer that delivered it: a message is settled only through it. */
   readonly #consumer: object
 
@@ -32,6 +34,7 @@ export class RedisMessageProxy<R = unknown> extends MessageProxy<R> {
   constructor(message: Message<R>, redisId: Buffer, consumer: object) {
     super(message)
     this.redisId = redisId
+    this.key = idKey(redisId)
     this.#consumer = consumer
   }
 }
