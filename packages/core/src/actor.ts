@@ -314,7 +314,8 @@ export function actor(
       try {
         return broker.enqueue(buildMessage(args, undefined, {}))
       } catch (error) {
-        return Promise.reject(error as Error)
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what buildMessage or enqueue threw
+        return Promise.reject(error)
       }
     },
     sendWithOptions: async (input: Record<string, unknown>) => {

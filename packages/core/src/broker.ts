@@ -185,7 +185,7 @@ export abstract class Broker<C extends Consumer = Consumer> {
     const hooks = this.#hooks(name)
     for (let i = 0; i < hooks.length; i++) {
       const pending = this.#invoke(hooks[i] as Middleware, name, args, true)
-      if (pending) return this.#finishBefore(hooks, i, pending, name, args)
+      if (pending) return this.#finish(hooks, i, pending, name, args, true)
     }
     return undefined
   }
@@ -195,7 +195,7 @@ export abstract class Broker<C extends Consumer = Consumer> {
     const hooks = this.#hooks(name)
     for (let i = hooks.length - 1; i >= 0; i--) {
       const pending = this.#invoke(hooks[i] as Middleware, name, args, false)
-      if (pending) return this.#finishAfter(hooks, i, pending, name, args)
+      if (pending) return this.#finish(hooks, i, pending, name, args, false)
     }
     return undefined
   }
@@ -212,36 +212,25 @@ export abstract class Broker<C extends Consumer = Consumer> {
     }
   }
 
-  async #finishBefore(
+  /**
+   * The rest of a hook run once `hooks[index]` returned `pending`: before hooks onwards in list
+   * order (a `SkipMessage` rejects), after hooks backwards (every error logged).
+   */
+  async #finish(
     hooks: Middleware[],
     index: number,
     pending: PromiseLike<unknown>,
     name: AsyncHookName,
     args: unknown[],
+    before: boolean,
   ): Promise<void> {
-    for (let i = index; i < hooks.length; i++) {
+    const step = before ? 1 : -1
+    for (let i = index; i >= 0 && i < hooks.length; i += step) {
       const m = hooks[i] as Middleware
       try {
-        await (i === index ? pending : this.#invoke(m, name, args, true))
+        await (i === index ? pending : this.#invoke(m, name, args, before))
       } catch (error) {
-        if (error instanceof SkipMessage) throw error
-        this.#hookFailed(m, name, error)
-      }
-    }
-  }
-
-  async #finishAfter(
-    hooks: Middleware[],
-    index: number,
-    pending: PromiseLike<unknown>,
-    name: AsyncHookName,
-    args: unknown[],
-  ): Promise<void> {
-    for (let i = index; i >= 0; i--) {
-      const m = hooks[i] as Middleware
-      try {
-        await (i === index ? pending : this.#invoke(m, name, args, false))
-      } catch (error) {
+        if (before && error instanceof SkipMessage) throw error
         this.#hookFailed(m, name, error)
       }
     }
