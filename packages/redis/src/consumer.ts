@@ -81,6 +81,8 @@ export class RedisConsumer implements Consumer {
   readonly #wake: WakeState
   readonly #settles: SettleBatcher
   #closed = false
+  /** `stopReceiving()` was called: no new fetches, and what a fetch in flight brings back goes back. */
+  #stopped = false
   readonly #keys: QueueKeys
 
   constructor(host: ConsumerHost, queueName: string, held: HeldIds, options: { prefetch: number; timeout: number }) {
@@ -124,7 +126,7 @@ export class RedisConsumer implements Consumer {
     // message should not wait behind the next fetch's write.
     let woken = false
     for (;;) {
-      if (this.#closed || signal.aborted) return []
+      if (this.#closed || this.#stopped || signal.aborted) return []
       if (this.#ready.length > 0) {
         const batch = this.#ready
         this.#ready = []
@@ -179,7 +181,7 @@ export class RedisConsumer implements Consumer {
    * one-message fetches). Nothing starts while the queue is known to be empty.
    */
   #readAhead(): void {
-    while (!this.#closed && this.#fetchError === undefined && this.#fetching < PIPELINE) {
+    while (!this.#closed && !this.#stopped && this.#fetchError === undefined && this.#fetching < PIPELINE) {
       if (this.#emptyGeneration === this.#wake.generation) return
       const free = this.#free()
       if (free <= 0 || (this.#fetching > 0 && free < this.#pipelineMin)) return
@@ -208,7 +210,7 @@ export class RedisConsumer implements Consumer {
       .then(
         (batch) => {
           this.#retry.reset()
-          if (this.#closed) return this.#requeueLate(batch).then(landed)
+          if (this.#closed || this.#stopped) return this.#requeueLate(batch).then(landed)
           if (batch.length > 0) {
             for (const proxy of batch) this.#ready.push(proxy)
           } else if (this.#wake.generation === generation) {
@@ -230,7 +232,7 @@ export class RedisConsumer implements Consumer {
   /** A fetch landed after close(): its messages go back to the queue. Never rejects. */
   #requeueLate(batch: RedisMessageProxy[]): Promise<void> {
     return this.requeue(batch).catch((error: unknown) => {
-      this.#host.logger.warn('Could not requeue messages fetched after close; they stay in flight', {
+      this.#host.logger.warn('Could not requeue messages fetched after receiving stopped; they stay in flight', {
         queue: this.queueName,
         ...errorMeta(error),
       })
@@ -393,6 +395,20 @@ export class RedisConsumer implements Consumer {
       this.#changed.notify()
       this.#host.settled()
     }
+  }
+
+  /**
+   * The worker stops taking messages: no new fetch, messages fetched ahead go back to the queue
+   * now, and so do those of a fetch still on its way when it lands — not after the messages
+   * still running finish (`close()`). Acks and nacks keep working until `close()`.
+   */
+  async stopReceiving(): Promise<void> {
+    if (this.#stopped || this.#closed) return
+    this.#stopped = true
+    this.#changed.notify()
+    const ready = this.#ready
+    this.#ready = []
+    if (ready.length > 0) await this.#requeueLate(ready)
   }
 
   /**

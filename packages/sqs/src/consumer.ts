@@ -75,6 +75,8 @@ export class SqsConsumer implements Consumer {
   readonly #abortPoll = new AbortController()
   readonly #control: ConsumerControl
   #closed = false
+  /** `stopReceiving()` was called: no new polls, and what a poll in flight brings back goes back. */
+  #stopped = false
   #loop: Promise<void> | undefined
 
   constructor(host: SqsConsumerHost, queueName: string, prefetch: number, timeout: number) {
@@ -124,7 +126,7 @@ export class SqsConsumer implements Consumer {
     const deadline = Date.now() + this.timeout
     const signal = this.#signals.with(options.signal)
     for (;;) {
-      if (this.#closed || signal.aborted) return []
+      if (this.#closed || this.#stopped || signal.aborted) return []
       if (this.#buffer.length > 0) return this.#buffer.splice(0)
       const remaining = deadline - Date.now()
       if (remaining <= 0) return []
@@ -135,7 +137,7 @@ export class SqsConsumer implements Consumer {
   async #pollLoop(): Promise<void> {
     const backoff = new Backoff({ initial: FIRST_RECEIVE_RETRY, max: MAX_RECEIVE_RETRY })
     const outage = new OutageLog(this.#host.logger)
-    while (!this.#closed) {
+    while (!this.#closed && !this.#stopped) {
       const free = this.prefetch - this.#outstanding.size
       if (free <= 0) {
         await this.#slotFreed.wait(undefined, this.#closing.signal)
@@ -159,7 +161,7 @@ export class SqsConsumer implements Consumer {
       outage.recovered(`Receiving from ${this.queueName} again`, { queue: this.queueName })
       backoff.reset()
       if (messages.length === 0) continue
-      if (this.#closed) {
+      if (this.#closed || this.#stopped) {
         await this.#release(messages)
         break
       }
@@ -169,7 +171,7 @@ export class SqsConsumer implements Consumer {
       let added = 0
       for (const delivery of accepted) {
         if (!delivery) continue
-        if (this.#closed) {
+        if (this.#closed || this.#stopped) {
           this.#outstanding.delete(delivery)
           await this.#release([delivery.sqsMessage])
           continue
@@ -327,6 +329,22 @@ export class SqsConsumer implements Consumer {
         await this.#host.receipts.changeVisibility(this.queueName, d.receiptHandle, 0)
       }),
     )
+  }
+
+  /**
+   * The worker stops taking messages: no new long poll, buffered messages go back to the queue
+   * now, and what a poll in flight brings back goes back when it lands — not after the messages
+   * still running finish (`close()`), so other workers can take them meanwhile. Acks, nacks and
+   * requeues keep working until `close()`.
+   */
+  async stopReceiving(): Promise<void> {
+    if (this.#stopped || this.#closed) return
+    this.#stopped = true
+    this.#slotFreed.notify()
+    this.#arrived.notify()
+    const buffered = this.#buffer.splice(0)
+    for (const delivery of buffered) this.#settle(delivery)
+    await this.#release(buffered.map((d) => d.sqsMessage))
   }
 
   /**
