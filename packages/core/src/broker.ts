@@ -10,16 +10,16 @@ import {
   ErrorCode,
   InvalidArgumentError,
   QueueNotFoundError,
-  SkipMessage,
   TqError,
   TransactionUnsupportedError,
   errorMessage,
 } from './errors.ts'
-import { RESOLVED, isThenable } from './internal/promises.ts'
-import { errorMeta, noopLogger, type Logger } from './logger.ts'
+import { RESOLVED } from './internal/promises.ts'
+import { noopLogger, type Logger } from './logger.ts'
 import type { Message } from './message.ts'
 import type { MessageProxy } from './message-proxy.ts'
 import { defaultMiddleware } from './middleware/default.ts'
+import { HookRunner } from './middleware/hook-runner.ts'
 import type {
   AsyncHookName,
   HookArgs,
@@ -69,7 +69,7 @@ export abstract class Broker<C extends Consumer = Consumer> {
   readonly #encoder: Encoder | undefined
   protected readonly queues: Set<string> = new Set()
   protected readonly delayQueues: Set<string> = new Set()
-  #hookCache = new Map<HookName, Middleware[]>()
+  readonly #hookRunner: HookRunner = new HookRunner(this, this.middleware, () => this.logger)
   #closed = false
   #closing: Promise<void> | undefined
 
@@ -120,11 +120,11 @@ export abstract class Broker<C extends Consumer = Consumer> {
     } else {
       this.middleware.push(middleware)
     }
-    this.#hookCache.clear()
+    this.#hookRunner.invalidate()
     for (const option of middleware.actorOptions ?? []) this.actorOptions.add(option)
-    for (const actor of this.actors.values()) this.#call(middleware, 'afterDeclareActor', [actor])
-    for (const queue of this.queues) this.#call(middleware, 'afterDeclareQueue', [queue])
-    for (const queue of this.delayQueues) this.#call(middleware, 'afterDeclareDelayQueue', [queue])
+    for (const actor of this.actors.values()) this.#hookRunner.callSync(middleware, 'afterDeclareActor', [actor])
+    for (const queue of this.queues) this.#hookRunner.callSync(middleware, 'afterDeclareQueue', [queue])
+    for (const queue of this.delayQueues) this.#hookRunner.callSync(middleware, 'afterDeclareDelayQueue', [queue])
   }
 
   /**
@@ -139,26 +139,7 @@ export abstract class Broker<C extends Consumer = Consumer> {
   removeMiddleware(middleware: Middleware): void {
     const index = this.middleware.indexOf(middleware)
     if (index >= 0) this.middleware.splice(index, 1)
-    this.#hookCache.clear()
-  }
-
-  #hooks(name: HookName): Middleware[] {
-    let list = this.#hookCache.get(name)
-    if (!list) {
-      list = this.middleware.filter((m) => typeof m[name] === 'function')
-      this.#hookCache.set(name, list)
-    }
-    return list
-  }
-
-  #call(m: Middleware, name: SyncHookName, args: unknown[]): void {
-    const hook = m[name] as ((broker: Broker, ...a: unknown[]) => void) | undefined
-    if (!hook) return
-    try {
-      hook.call(m, this, ...args)
-    } catch (error) {
-      this.#hookFailed(m, name, error)
-    }
+    this.#hookRunner.invalidate()
   }
 
   /** Run `before<Signal>` hooks in list order. `SkipMessage` propagates; other errors are logged. */
@@ -182,74 +163,22 @@ export abstract class Broker<C extends Consumer = Consumer> {
    * the run. A `SkipMessage` is thrown (or rejects that promise). The worker's hot path uses it.
    */
   runBefore<N extends AsyncHookName>(name: N, ...args: HookArgs<N>): Promise<void> | undefined {
-    const hooks = this.#hooks(name)
-    for (let i = 0; i < hooks.length; i++) {
-      const pending = this.#invoke(hooks[i] as Middleware, name, args, true)
-      if (pending) return this.#finish(hooks, i, pending, name, args, true)
-    }
-    return undefined
+    return this.#hookRunner.runBefore(name, args)
   }
 
   /** `emitAfter` that returns `undefined` when every hook returned synchronously. Never throws. */
   runAfter<N extends AsyncHookName>(name: N, ...args: HookArgs<N>): Promise<void> | undefined {
-    const hooks = this.#hooks(name)
-    for (let i = hooks.length - 1; i >= 0; i--) {
-      const pending = this.#invoke(hooks[i] as Middleware, name, args, false)
-      if (pending) return this.#finish(hooks, i, pending, name, args, false)
-    }
-    return undefined
-  }
-
-  /** Call one hook: its promise if it returned one; errors logged (a before hook's `SkipMessage` thrown). */
-  #invoke(m: Middleware, name: AsyncHookName, args: unknown[], before: boolean): PromiseLike<unknown> | undefined {
-    try {
-      const out = (m[name] as (broker: Broker, ...a: unknown[]) => unknown).call(m, this, ...args)
-      return isThenable(out) ? out : undefined
-    } catch (error) {
-      if (before && error instanceof SkipMessage) throw error
-      this.#hookFailed(m, name, error)
-      return undefined
-    }
-  }
-
-  /**
-   * The rest of a hook run once `hooks[index]` returned `pending`: before hooks onwards in list
-   * order (a `SkipMessage` rejects), after hooks backwards (every error logged).
-   */
-  async #finish(
-    hooks: Middleware[],
-    index: number,
-    pending: PromiseLike<unknown>,
-    name: AsyncHookName,
-    args: unknown[],
-    before: boolean,
-  ): Promise<void> {
-    const step = before ? 1 : -1
-    for (let i = index; i >= 0 && i < hooks.length; i += step) {
-      const m = hooks[i] as Middleware
-      try {
-        await (i === index ? pending : this.#invoke(m, name, args, before))
-      } catch (error) {
-        if (before && error instanceof SkipMessage) throw error
-        this.#hookFailed(m, name, error)
-      }
-    }
-  }
-
-  #hookFailed(m: Middleware, name: HookName, error: unknown): void {
-    this.logger.error(`Unhandled error in ${m.constructor.name}.${name}`, errorMeta(error))
+    return this.#hookRunner.runAfter(name, args)
   }
 
   /** Synchronous emission for declare hooks. */
   protected emitSync<N extends SyncHookName>(name: N, order: 'before' | 'after', ...args: HookArgs<N>): void {
-    const hooks = this.#hooks(name)
-    if (order === 'before') for (const m of hooks) this.#call(m, name, args)
-    else for (let i = hooks.length - 1; i >= 0; i--) this.#call(hooks[i] as Middleware, name, args)
+    this.#hookRunner.emitSync(name, order, args)
   }
 
   /** The hooks that wrap an actor call, outermost first. */
   get actorCallWrappers(): Middleware[] {
-    return this.#hooks('wrapActorCall' as HookName)
+    return this.#hookRunner.list('wrapActorCall' as HookName)
   }
 
   /** Register an actor (and its queue). Called by `actor()`. */

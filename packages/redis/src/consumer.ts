@@ -210,7 +210,8 @@ export class RedisConsumer implements Consumer {
       .then(
         (batch) => {
           this.#retry.reset()
-          if (this.#closed || this.#stopped) return this.#requeueLate(batch).then(landed)
+          if (this.#closed || this.#stopped)
+            return this.#requeueOrWarn(batch, 'fetched after receiving stopped').then(landed)
           if (batch.length > 0) {
             for (const proxy of batch) this.#ready.push(proxy)
           } else if (this.#wake.generation === generation) {
@@ -229,10 +230,10 @@ export class RedisConsumer implements Consumer {
     this.#inFlight.add(settled)
   }
 
-  /** A fetch landed after close(): its messages go back to the queue. Never rejects. */
-  #requeueLate(batch: RedisMessageProxy[]): Promise<void> {
+  /** Put `batch` back on the queue, or log that it stays in flight. Never rejects. */
+  #requeueOrWarn(batch: RedisMessageProxy[], what: string): Promise<void> {
     return this.requeue(batch).catch((error: unknown) => {
-      this.#host.logger.warn('Could not requeue messages fetched after receiving stopped; they stay in flight', {
+      this.#host.logger.warn(`Could not requeue messages ${what}; they stay in flight`, {
         queue: this.queueName,
         ...errorMeta(error),
       })
@@ -406,9 +407,14 @@ export class RedisConsumer implements Consumer {
     if (this.#stopped || this.#closed) return
     this.#stopped = true
     this.#changed.notify()
+    await this.#returnReady()
+  }
+
+  /** Messages fetched ahead and not handed to the worker go back to the queue. Never rejects. */
+  #returnReady(): Promise<void> {
     const ready = this.#ready
     this.#ready = []
-    if (ready.length > 0) await this.#requeueLate(ready)
+    return ready.length === 0 ? Promise.resolve() : this.#requeueOrWarn(ready, 'fetched ahead')
   }
 
   /**
@@ -422,16 +428,7 @@ export class RedisConsumer implements Consumer {
     this.#held.closed = true
     this.#closing.abort()
     this.#host.wakeups.unsubscribe(this.queueName)
-    const ready = this.#ready
-    this.#ready = []
-    try {
-      if (ready.length > 0) await this.requeue(ready)
-    } catch (error) {
-      this.#host.logger.warn('Could not requeue messages fetched ahead; they stay in flight', {
-        queue: this.queueName,
-        ...errorMeta(error),
-      })
-    }
+    await this.#returnReady()
     await Promise.all(this.#inFlight)
     this.#host.consumerClosed(this)
     const flushing = this.#settles.flushing

@@ -342,9 +342,7 @@ export class SqsConsumer implements Consumer {
     this.#stopped = true
     this.#slotFreed.notify()
     this.#arrived.notify()
-    const buffered = this.#buffer.splice(0)
-    for (const delivery of buffered) this.#settle(delivery)
-    await this.#release(buffered.map((d) => d.sqsMessage))
+    await this.#releaseBuffered()
   }
 
   /**
@@ -357,9 +355,14 @@ export class SqsConsumer implements Consumer {
     this.#closed = true
     this.#closing.abort()
     this.#arrived.notify()
+    await this.#releaseBuffered()
+    this.#host.closed(this.#control)
+  }
+
+  /** Return the messages received and not yet handed to the worker to the queue. */
+  async #releaseBuffered(): Promise<void> {
     const buffered = this.#buffer.splice(0)
     for (const delivery of buffered) this.#settle(delivery)
     await this.#release(buffered.map((d) => d.sqsMessage))
-    this.#host.closed(this.#control)
   }
 }

@@ -3,6 +3,7 @@ import type { Broker, Consumer } from '../broker.ts'
 import { errorMeta, type Logger } from '../logger.ts'
 import type { MessageProxy } from '../message-proxy.ts'
 import { sleep } from '../notifier.ts'
+import { RESOLVED } from '../internal/promises.ts'
 
 /** First pause before retrying a failed ack/nack (ms); it doubles up to the worker's `ackRetryDelay`. */
 const FIRST_ACK_RETRY_DELAY = 100
@@ -24,82 +25,65 @@ export interface SettleContext {
  * promise and one more.
  */
 export function settleMessage(context: SettleContext, consumer: Consumer, proxy: MessageProxy): Promise<void> {
-  let before: Promise<void> | undefined
+  let attempt: Promise<void>
   try {
-    before = context.broker.runBefore(proxy.failed ? 'beforeNack' : 'beforeAck', proxy)
+    attempt = settleOnce(context, consumer, proxy)
   } catch (error) {
     return settleRetrying(context, consumer, proxy, asError(error))
   }
-  if (before === undefined) return settleOnce(context, consumer, proxy)
-  return before.then(
-    () => settleOnce(context, consumer, proxy),
-    (error: unknown) => settleRetrying(context, consumer, proxy, asError(error)),
-  )
+  return attempt.then(undefined, (error: unknown) => settleRetrying(context, consumer, proxy, asError(error)))
 }
 
-/** The ack or nack and the after hooks, once; a failure goes on to the retrying loop. */
+/**
+ * One attempt: the before hooks, the ack or nack, the after hooks. Waits only for what returned
+ * a promise; may throw synchronously (a before hook's `SkipMessage`, a consumer's own throw).
+ */
 function settleOnce(context: SettleContext, consumer: Consumer, proxy: MessageProxy): Promise<void> {
+  const { broker } = context
   const failed = proxy.failed
-  let settling: Promise<void>
-  try {
-    settling = failed ? consumer.nack(proxy) : consumer.ack(proxy)
-  } catch (error) {
-    return settleRetrying(context, consumer, proxy, asError(error))
-  }
-  return settling.then(
-    () => context.broker.runAfter(failed ? 'afterNack' : 'afterAck', proxy),
-    (error: unknown) => settleRetrying(context, consumer, proxy, asError(error)),
-  )
+  const settle = (): Promise<void> =>
+    (failed ? consumer.nack(proxy) : consumer.ack(proxy)).then(
+      () => broker.runAfter(failed ? 'afterNack' : 'afterAck', proxy) ?? RESOLVED,
+    )
+  const before = broker.runBefore(failed ? 'beforeNack' : 'beforeAck', proxy)
+  return before === undefined ? settle() : before.then(settle)
 }
 
 function asError(error: unknown): unknown {
   return error ?? new Error(`Settling threw ${String(error)}`)
 }
 
-/** The settle loop, from the error of a first attempt; each retry runs the hooks again. */
+/** After a failed attempt: retry a retryable error (hooks included) until the deadline, else log. */
 async function settleRetrying(
   context: SettleContext,
   consumer: Consumer,
   proxy: MessageProxy,
   firstError: unknown,
 ): Promise<void> {
-  // `firstError` is never undefined (asError), so the loop starts with the retry decision.
   const { broker, logger } = context
   const failed = proxy.failed
   let backoff: Backoff | undefined
   let error = firstError
   for (;;) {
-    if (error === undefined) {
-      try {
-        if (failed) {
-          await broker.emitBefore('beforeNack', proxy)
-          await consumer.nack(proxy)
-          await broker.emitAfter('afterNack', proxy)
-        } else {
-          await broker.emitBefore('beforeAck', proxy)
-          await consumer.ack(proxy)
-          await broker.emitAfter('afterAck', proxy)
-        }
-        return
-      } catch (caught) {
-        error = asError(caught)
-      }
+    if (!broker.isRetryableError(error) || Date.now() >= context.deadline()) {
+      logger.error(`Failed to ${failed ? 'nack' : 'ack'} message`, { messageId: proxy.messageId, ...errorMeta(error) })
+      return
     }
-    if (broker.isRetryableError(error) && Date.now() < context.deadline()) {
-      backoff ??= new Backoff({
-        initial: Math.min(FIRST_ACK_RETRY_DELAY, context.ackRetryDelay),
-        max: context.ackRetryDelay,
-      })
-      const delay = backoff.next()
-      logger.warn(`Could not ${failed ? 'nack' : 'ack'} message; retrying in ${delay} ms`, {
-        messageId: proxy.messageId,
-        ...errorMeta(error),
-      })
-      await sleep(delay)
-      error = undefined
-      continue
+    backoff ??= new Backoff({
+      initial: Math.min(FIRST_ACK_RETRY_DELAY, context.ackRetryDelay),
+      max: context.ackRetryDelay,
+    })
+    const delay = backoff.next()
+    logger.warn(`Could not ${failed ? 'nack' : 'ack'} message; retrying in ${delay} ms`, {
+      messageId: proxy.messageId,
+      ...errorMeta(error),
+    })
+    await sleep(delay)
+    try {
+      await settleOnce(context, consumer, proxy)
+      return
+    } catch (caught) {
+      error = asError(caught)
     }
-    logger.error(`Failed to ${failed ? 'nack' : 'ack'} message`, { messageId: proxy.messageId, ...errorMeta(error) })
-    return
   }
 }
